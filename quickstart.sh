@@ -1,0 +1,102 @@
+#!/bin/sh
+# The two commands of the README's Quick start (run as root on Debian 12):
+#
+#   ./quickstart.sh demo    install what is missing, build, start hakzerod on
+#                           its embedded defaults, run `hakbench page` against
+#                           it, stop it
+#   ./quickstart.sh check   install what is missing, build, run the whole
+#                           test suite (make check, sanitizer build, distcheck)
+set -eu
+
+cd "$(dirname "$0")"
+top=$(pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# Debian packages the build and the tests need.
+DEB_BUILD="build-essential autoconf automake libtool pkg-config liburing-dev libsystemd-dev libcmocka-dev"
+DEB_CHECK="xz-utils groff-base mandoc"
+
+die() {
+	echo "quickstart: $*" >&2
+	exit 1
+}
+
+need_root() {
+	[ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and starts a system daemon)"
+}
+
+install_packages() {
+	missing=""
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	echo "quickstart: installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+# Builds out of tree in $1 (extra configure arguments follow).
+build() {
+	dir=$1
+	shift
+	[ -x configure ] || ./autogen.sh >/dev/null
+	mkdir -p "$dir"
+	(cd "$dir" && { [ -f Makefile ] || "$top/configure" -q "$@"; } && make -s -j"$jobs")
+}
+
+# Starts hakzerod in the background on its embedded defaults (no config file)
+# and waits until its socket answers.
+start_daemon() {
+	build/hakzerod --foreground --config /dev/null &
+	daemon_pid=$!
+	trap 'kill $daemon_pid 2>/dev/null || true' EXIT INT TERM
+	for _ in $(seq 50); do
+		build/hakctl status >/dev/null 2>&1 && return 0
+		kill -0 $daemon_pid 2>/dev/null || die "hakzerod exited at start"
+		sleep 0.1
+	done
+	die "hakzerod did not answer on its socket within 5 s"
+}
+
+stop_daemon() {
+	kill -TERM "$daemon_pid"
+	wait "$daemon_pid" || die "hakzerod did not stop cleanly"
+	trap - EXIT INT TERM
+}
+
+demo() {
+	need_root
+	install_packages $DEB_BUILD
+	build build
+	start_daemon
+	build/hakctl status
+	build/hakbench page
+	stop_daemon
+}
+
+check() {
+	need_root
+	install_packages $DEB_BUILD $DEB_CHECK
+	build build
+	make -C build -j"$jobs" check || { tail -n 100 build/tests/*.log; die "make check failed"; }
+	# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+	build build-asan --enable-asan
+	make -C build-asan -j"$jobs" check ||
+		{ tail -n 100 build-asan/tests/*.log; die "make check under ASan/UBSan failed"; }
+	make -C build -j"$jobs" distcheck >build/distcheck.log 2>&1 ||
+		{ tail -n 60 build/distcheck.log; die "make distcheck failed"; }
+	echo "quickstart: all checks passed"
+}
+
+case "${1:-}" in
+demo) demo ;;
+check) check ;;
+-h | --help | "")
+	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+	[ -n "${1:-}" ]
+	;;
+*) die "unknown command '$1' (demo or check)" ;;
+esac
