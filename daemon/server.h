@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The server: one thread, one epoll.  It owns the listening socket, the
+ * connections that have not said who they are yet, the sessions, the
+ * signalfd, the 10 ms tick, the zeroing completions, io_uring completions
+ * and the memory-pressure trigger.
+ */
+#ifndef HAKD_SERVER_H
+#define HAKD_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct server;
+struct session;
+struct conn;
+struct conf;
+struct strbuf;
+
+/* Something in the epoll set: the loop calls fn with the events. */
+struct watch {
+	int fd;
+	void (*fn)(struct server *srv, struct watch *w, uint32_t events);
+};
+
+struct server_stats {
+	uint64_t connections;	/* accepted */
+	uint64_t clients_total; /* welcomed */
+	uint64_t refused;
+	uint64_t offences;
+	uint64_t cut_off;
+	uint64_t admin_requests;
+	uint64_t admin_denied;
+	uint64_t doorbells;
+	uint64_t returned; /* slots accepted back, all clients */
+	uint64_t queued;   /* slots put on ready rings, all clients */
+	uint64_t trimmed_bytes;
+	uint64_t trims_idle, trims_psi, trims_admin;
+	uint64_t psi_events;
+	uint64_t reloads, reload_failures;
+};
+
+struct server {
+	struct conf *conf;
+	const char *conf_path;	     /* --config, or NULL */
+	const char *socket_override; /* --socket, or NULL */
+	bool verbose;
+	int epfd;
+	struct watch listen_w, signal_w, tick_w, zero_w, uring_w, psi_w;
+	bool listen_from_systemd;
+	uint64_t listen_paused_until; /* out of descriptors: accept later */
+	char *bound_path;	      /* the socket we created, unlinked at exit */
+	struct session *sessions;
+	unsigned nclients;
+	uint64_t pool_bytes;
+	struct session *grave; /* closed this loop turn */
+	struct conn *conns;    /* not yet a client, or an admin request */
+	struct conn *conn_grave;
+	unsigned nconns;
+	uint32_t next_id;
+	struct server_stats st;
+	uint64_t start_ns;
+	uint64_t memtotal; /* bytes, for a budget in percent */
+	uint64_t hugepage_size;
+	bool stopping;
+	/* periodic work */
+	uint64_t tick_ns;
+	uint64_t last_status_ns, last_zeroed_pages;
+	double zero_rate; /* pages per second */
+	uint64_t watchdog_ns, last_watchdog_ns;
+};
+
+/* Takes ownership of conf.  conf_path is the file to re-read on SIGHUP
+ * (NULL: the default path if it exists). */
+int server_init(struct server *srv, struct conf *conf, const char *conf_path,
+		const char *socket_override, bool verbose);
+/* Runs until SIGTERM/SIGINT.  Returns 0 or -errno. */
+int server_run(struct server *srv);
+void server_fini(struct server *srv);
+
+int server_watch_add(struct server *srv, struct watch *w, uint32_t events);
+int server_watch_mod(struct server *srv, struct watch *w, uint32_t events);
+void server_watch_del(struct server *srv, struct watch *w);
+
+/* The global budget in bytes (0: none). */
+uint64_t server_budget(const struct server *srv);
+/* Bytes of all pools of one uid. */
+uint64_t server_uid_bytes(const struct server *srv, uid_t uid);
+/* Pages waiting in all ready rings. */
+uint64_t server_ready_pages(const struct server *srv);
+
+/* ---- conn.c: connections and sessions coming and going ---- */
+
+void conn_accept(struct server *srv, struct watch *w, uint32_t events);
+/* Cuts off connections past their deadline; resumes accepting. */
+void conn_tick(struct server *srv, uint64_t now);
+void conn_close_all(struct server *srv);
+/* Frees what was closed during this loop turn. */
+void server_bury(struct server *srv);
+/* Ends a session: out of epoll and the list, fds closed, the list's
+ * reference dropped at the end of the loop turn.  why != NULL: cut off for
+ * that reason (counted). */
+void server_close_session(struct server *srv, struct session *s, const char *why);
+void server_count_offence(struct server *srv);
+
+/* ---- listen.c ---- */
+
+int listen_init(struct server *srv);
+void listen_fini(struct server *srv);
+
+/* ---- psi.c: memory-pressure trigger ---- */
+
+/* Arms the trigger the config asks for (none: nothing); failures are logged
+ * and leave it off. */
+void psi_init(struct server *srv);
+void psi_fini(struct server *srv);
+
+/* ---- admin.c ---- */
+
+/* Whether a peer may send admin requests: uid 0, or a member of admin_group. */
+bool admin_allowed(const struct server *srv, const struct ucred *cred);
+/* Answers one request into out (text or JSON).  Returns the reply status:
+ * 0 or -errno (with the message in out). */
+int admin_handle(struct server *srv, const struct ucred *cred, uint32_t cmd, uint32_t flags,
+		 int32_t pid, struct strbuf *out);
+
+#endif

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Zeroing worker threads.  The main loop submits batches of slots; a worker
+ * zeroes them through the daemon's mapping of the pool, puts the batch on a
+ * completion list and wakes the main loop through an eventfd.  Only the main
+ * loop changes slot states; workers see nothing but addresses.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "hak_layout.h"
+#include "log.h"
+#include "util.h"
+#include "zero.h"
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct zero_job *queue, **queue_tail; /* FIFO, under lock */
+	struct zero_job *done;		      /* LIFO, under lock */
+	bool stopping;			      /* under lock */
+	pthread_t thread[ZERO_MAX_THREADS];
+	unsigned nthreads;
+	int efd;
+	atomic_int nice;
+	enum zero_method method;
+	double gbps[ZERO_METHOD_NR];
+	struct zero_stats stats; /* main thread only */
+} zq = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+	.efd = -1,
+	.method = ZERO_MEMSET,
+};
+
+/*
+ * A client can make the daemon's access to its pool fault: with huge pages,
+ * a hole it punched into a returned slot needs a new huge page, and none
+ * may be left (SIGBUS).  A worker catches that instead of dying: the job
+ * fails and the client is cut off.  Any other SIGBUS keeps its default.
+ */
+static __thread sigjmp_buf guard_jmp;
+static __thread volatile sig_atomic_t guard_active;
+
+static void sigbus_handler(int sig, siginfo_t *si, void *uc)
+{
+	if (guard_active)
+		siglongjmp(guard_jmp, 1);
+	/* Not ours: the default action happens when the access restarts. */
+	signal(sig, SIG_DFL);
+}
+
+static int install_sigbus_guard(void)
+{
+	struct sigaction sa = {.sa_sigaction = sigbus_handler, .sa_flags = SA_SIGINFO};
+
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGBUS, &sa, NULL) < 0 ? -errno : 0;
+}
+
+static int run_job(struct zero_job *job, enum zero_method m)
+{
+	volatile unsigned i = 0;
+
+	if (sigsetjmp(guard_jmp, 1)) {
+		guard_active = 0;
+		return -EFAULT;
+	}
+	guard_active = 1;
+	for (; i < job->n; i++)
+		zero_range(m, job->base + (uint64_t)job->slot[i] * job->slot_size, job->slot_size);
+	guard_active = 0;
+	return 0;
+}
+
+/* Per-thread nice: on Linux, setpriority on a thread id affects that
+ * thread alone. */
+static void apply_nice(int *applied)
+{
+	int want = atomic_load_explicit(&zq.nice, memory_order_relaxed);
+
+	if (want == *applied)
+		return;
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), want) < 0)
+		log_msg(LOG_WARNING, "zeroing thread: cannot set nice %d: %m", want);
+	*applied = want;
+}
+
+static struct zero_job *next_job(void)
+{
+	struct zero_job *job;
+
+	pthread_mutex_lock(&zq.lock);
+	while (!zq.queue && !zq.stopping)
+		pthread_cond_wait(&zq.cond, &zq.lock);
+	job = zq.stopping ? NULL : zq.queue;
+	if (job) {
+		zq.queue = job->next;
+		if (!zq.queue)
+			zq.queue_tail = &zq.queue;
+	}
+	pthread_mutex_unlock(&zq.lock);
+	return job;
+}
+
+static void complete(struct zero_job *job)
+{
+	static const uint64_t one = 1;
+
+	pthread_mutex_lock(&zq.lock);
+	job->next = zq.done;
+	zq.done = job;
+	pthread_mutex_unlock(&zq.lock);
+	/* A full counter (never, in practice) still leaves the fd readable. */
+	if (write(zq.efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_msg(LOG_ERR, "zeroing thread: cannot signal completion: %m");
+}
+
+static void *worker(void *arg)
+{
+	int applied = 0;
+	struct zero_job *job;
+
+	apply_nice(&applied);
+	while ((job = next_job())) {
+		uint64_t t0;
+
+		apply_nice(&applied);
+		t0 = now_ns();
+		job->error = run_job(job, zq.method);
+		job->ns = now_ns() - t0;
+		complete(job);
+	}
+	return NULL;
+}
+
+static void pick_method(enum zero_method want)
+{
+	enum zero_method best;
+
+	if (zero_measure(zq.gbps) < 0)
+		memset(zq.gbps, 0, sizeof(zq.gbps));
+	best = zero_fastest(zq.gbps);
+	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR; m++)
+		if (zero_method_supported(m))
+			log_msg(LOG_INFO, "zeroing bandwidth: %-9s %6.2f GB/s", zero_method_name(m),
+				zq.gbps[m]);
+	if (want != ZERO_AUTO && !zero_method_supported(want)) {
+		log_msg(LOG_WARNING, "zero_method %s is not supported on this CPU; using %s",
+			zero_method_name(want), zero_method_name(best));
+		want = ZERO_AUTO;
+	}
+	zq.method = want == ZERO_AUTO ? best : want;
+	log_msg(LOG_INFO, "zeroing with %s (%s)", zero_method_name(zq.method),
+		want == ZERO_AUTO ? "fastest measured" : "configured");
+}
+
+static int start_threads(unsigned threads)
+{
+	for (unsigned i = 0; i < threads; i++) {
+		int r = pthread_create(&zq.thread[i], NULL, worker, NULL);
+
+		if (r != 0)
+			return -r;
+		zq.nthreads++;
+	}
+	return 0;
+}
+
+int zero_init(unsigned threads, enum zero_method method, int nice)
+{
+	int r;
+
+	if (threads == 0 || threads > ZERO_MAX_THREADS)
+		return -EINVAL;
+	zq.queue = NULL;
+	zq.queue_tail = &zq.queue;
+	zq.done = NULL;
+	zq.stopping = false;
+	atomic_store(&zq.nice, nice);
+	zq.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (zq.efd < 0)
+		return -errno;
+	r = install_sigbus_guard();
+	if (r < 0)
+		return r;
+	pick_method(method);
+	r = start_threads(threads);
+	if (r < 0)
+		zero_stop();
+	return r;
+}
+
+/* Moves the jobs no worker started to the completion list, cancelled. */
+static void cancel_queued(void)
+{
+	struct zero_job *job;
+
+	while ((job = zq.queue)) {
+		zq.queue = job->next;
+		job->error = -ECANCELED;
+		job->next = zq.done;
+		zq.done = job;
+	}
+	zq.queue_tail = &zq.queue;
+}
+
+void zero_stop(void)
+{
+	pthread_mutex_lock(&zq.lock);
+	zq.stopping = true;
+	pthread_cond_broadcast(&zq.cond);
+	pthread_mutex_unlock(&zq.lock);
+	for (unsigned i = 0; i < zq.nthreads; i++)
+		pthread_join(zq.thread[i], NULL);
+	zq.nthreads = 0;
+	pthread_mutex_lock(&zq.lock);
+	cancel_queued();
+	pthread_mutex_unlock(&zq.lock);
+}
+
+void zero_fini(void)
+{
+	if (zq.efd >= 0)
+		close(zq.efd);
+	zq.efd = -1;
+}
+
+int zero_fd(void)
+{
+	return zq.efd;
+}
+
+void zero_set_nice(int nice)
+{
+	atomic_store_explicit(&zq.nice, nice, memory_order_relaxed);
+}
+
+void zero_submit(struct zero_job *job)
+{
+	job->next = NULL;
+	job->error = 0;
+	pthread_mutex_lock(&zq.lock);
+	*zq.queue_tail = job;
+	zq.queue_tail = &job->next;
+	pthread_cond_signal(&zq.cond);
+	pthread_mutex_unlock(&zq.lock);
+}
+
+static void count_done(const struct zero_job *job)
+{
+	zq.stats.jobs++;
+	zq.stats.ns += job->ns;
+	if (job->error == -EFAULT)
+		zq.stats.failed++;
+	else if (job->error == 0)
+		zq.stats.pages += job->n * (job->slot_size / HAK_PAGE_SIZE);
+}
+
+struct zero_job *zero_take_done(void)
+{
+	struct zero_job *list;
+	uint64_t v;
+
+	if (zq.efd >= 0 && read(zq.efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_msg(LOG_ERR, "zeroing: cannot read completion eventfd: %m");
+	pthread_mutex_lock(&zq.lock);
+	list = zq.done;
+	zq.done = NULL;
+	pthread_mutex_unlock(&zq.lock);
+	for (struct zero_job *j = list; j; j = j->next)
+		count_done(j);
+	return list;
+}
+
+void zero_get_stats(struct zero_stats *st)
+{
+	*st = zq.stats;
+}
+
+enum zero_method zero_current_method(void)
+{
+	return zq.method;
+}
+
+double zero_current_gbps(void)
+{
+	return zq.gbps[zq.method];
+}
+
+const double *zero_measured_gbps(void)
+{
+	return zq.gbps;
+}
