@@ -133,8 +133,12 @@ static inline bool hak_ring_push_mp(struct hak_ring *r, const hak_desc_t *d, uin
 
 	for (uint32_t i = 0; i < n; i++)
 		hak_ring_store_entry(r, res + i, d[i]);
-	/* Publish in reservation order: wait for earlier producers. */
-	while (hak_load_relaxed(&r->s->tail) != res)
+	/* Publish in reservation order: wait for earlier producers.  Acquire
+	 * (pairs with the earlier producer's release store of tail): our
+	 * release below then also carries that producer's entries (and its
+	 * writes before the push) to a consumer that reads our tail; a
+	 * relaxed load would break that chain in the C11 model. */
+	while (hak_load_acquire(&r->s->tail) != res)
 		hak_backoff(&spins);
 	/* Pairs with the consumer's acquire load of tail. */
 	hak_store_release(&r->s->tail, res + n);

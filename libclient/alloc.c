@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * hak_alloc / hak_free: the hot path (DESIGN "Shared mode" 4, rules 1, 2, 4).
+ *
+ * In steady state an allocation is a pop from a ring and a free a push onto
+ * one: plain loads, stores and compare-and-swap, no lock, no system call, no
+ * page fault.  The order of resort when the pool has nothing ready:
+ *
+ *   zeroes needed    ready ring -> own freed slot zeroed here -> mmap
+ *   dirty is fine    own freed slot -> ready ring -> mmap
+ *
+ * A slot's life on this side: handed out (slot_state HELD, with the
+ * generation it came with) -> freed into the local dirty cache -> returned
+ * to the daemon in a batch, with that generation, when the cache is full.
+ */
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int class_for(const struct hak_pool *p, size_t size)
+{
+	for (unsigned i = 0; i < p->nclasses; i++)
+		if (size <= p->cls[i].slot_size)
+			return (int)i;
+	return -1;
+}
+
+/* A full fence.  ThreadSanitizer does not model fences (gcc -Wtsan): there
+ * a seq_cst read-modify-write, which it does model, stands in for one. */
+static inline void full_fence(void)
+{
+#ifdef __SANITIZE_THREAD__
+	static uint32_t fence_word;
+
+	__atomic_fetch_add(&fence_word, 0, __ATOMIC_SEQ_CST);
+#else
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
+/* Rings the doorbell if the daemon asked for one (it stored 1 when it went
+ * idle).  The relaxed peek keeps the common case to a read of a line the
+ * daemon rarely writes; the exchange makes sure one thread rings, once.
+ * Called only at thresholds, never on every allocation. */
+static bool doorbell(struct hak_client *c, struct hak_pool *p)
+{
+	uint64_t one = 1;
+
+	/* Full fence, as before io_uring's SQ_NEED_WAKEUP check: orders our
+	 * ring update before the load of want_doorbell.  Pairs with the
+	 * daemon's fence between its store of 1 and its last look at the
+	 * rings; without both, each side could miss the other's store. */
+	full_fence();
+	if (hak_load_relaxed(&p->sync->want_doorbell) != 1)
+		return false;
+	/* acq_rel: our ring updates are visible to the daemon once it sees
+	 * the exchange; pairs with its store of 1 before it sleeps. */
+	if (hak_xchg_acq_rel(&p->sync->want_doorbell, 0) != 1)
+		return false;
+	HAK_SYSCALL(write(p->doorbell_fd, &one, sizeof(one)));
+	hak_count(c, p, HAK_CNT_DOORBELLS);
+	return true;
+}
+
+static void *slot_addr(const struct hak_class_rt *k, uint32_t slot)
+{
+	return k->base + (uint64_t)slot * k->slot_size;
+}
+
+/* The caller won the pop, so it alone owns the slot; the store is atomic
+ * because hak_free may read it from any thread. */
+static void *hand_out(struct hak_class_rt *k, hak_desc_t d)
+{
+	uint32_t slot = hak_desc_slot(d);
+
+	__atomic_store_n(&k->slot_state[slot], HAK_SLOT_HELD | hak_desc_gen(d), __ATOMIC_RELAXED);
+	return slot_addr(k, slot);
+}
+
+static bool ready_pop(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+		      hak_desc_t *d)
+{
+	/* The client trusts the daemon, but a slot number out of range would
+	 * hand out memory outside the class: such a descriptor is dropped. */
+	bool ok = hak_ring_pop_mc(&k->ready, d) && hak_desc_slot(*d) < k->nslots;
+
+	/* Running dry is the lowest the ring gets: ring then too (still only
+	 * when armed, so at most once per daemon idle period). */
+	if (!ok || hak_ring_count(&k->ready) < k->ready_low)
+		doorbell(c, p);
+	return ok;
+}
+
+/* Returns HAK_ALLOC_ZEROED, 0 (dirty), or -EAGAIN when the class has
+ * nothing for this request. */
+static int pool_take(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+		     unsigned flags, void **out)
+{
+	hak_desc_t d;
+
+	/* Lazy zeroing (rule 1): a caller that does not need zeroes gets its
+	 * own freed slot back, and nobody zeroes it. */
+	if ((flags & HAK_ALLOC_DIRTY_OK) && hak_ring_pop_mc(&k->local, &d)) {
+		*out = hand_out(k, d);
+		hak_count(c, p, HAK_CNT_ALLOC_DIRTY);
+		return 0;
+	}
+	if (ready_pop(c, p, k, &d)) {
+		*out = hand_out(k, d);
+		hak_count(c, p, HAK_CNT_ALLOC_READY);
+		return HAK_ALLOC_ZEROED;
+	}
+	if (!(flags & HAK_ALLOC_DIRTY_OK) && hak_ring_pop_mc(&k->local, &d)) {
+		/* What a retain-and-memset allocator would do: no worse. */
+		*out = hand_out(k, d);
+		memset(*out, 0, k->slot_size);
+		hak_count(c, p, HAK_CNT_ALLOC_INLINE_ZERO);
+		return HAK_ALLOC_ZEROED;
+	}
+	return -EAGAIN;
+}
+
+static int map_fallback(struct hak_client *c, struct hak_pool *p, size_t size, enum hak_counter why,
+			void **out)
+{
+	void *m;
+
+	if (size > SIZE_MAX - HAK_PAGE_SIZE)
+		return -ENOMEM;
+	m = hak_map_private(hak_page_round(size), 0);
+	if (!m)
+		return -ENOMEM;
+	hak_count(c, p, why);
+	if (!p)
+		hak_monitor_child_restart(c);
+	*out = m;
+	return HAK_ALLOC_ZEROED;
+}
+
+HAK_EXPORT int hak_alloc(struct hak_client *c, size_t size, unsigned flags, void **out)
+{
+	struct hak_pool *p;
+	int ci, r;
+
+	if (!c || !out || size == 0)
+		return -EINVAL;
+	p = hak_pool_current(c);
+	if (!p)
+		return map_fallback(c, NULL, size, HAK_CNT_ALLOC_MMAP, out);
+	ci = class_for(p, size);
+	if (ci < 0)
+		return map_fallback(c, p, size, HAK_CNT_ALLOC_LARGE, out);
+	r = pool_take(c, p, &p->cls[ci], flags, out);
+	if (r != -EAGAIN)
+		return r;
+	return map_fallback(c, p, size, HAK_CNT_ALLOC_MMAP, out);
+}
+
+HAK_EXPORT int hak_client_class_size(struct hak_client *c, size_t size, size_t *class_size)
+{
+	struct hak_pool *p;
+	int ci;
+
+	if (!c || !class_size || size == 0)
+		return -EINVAL;
+	p = hak_pool_current(c);
+	if (!p)
+		return -ENOTCONN;
+	ci = class_for(p, size);
+	if (ci < 0)
+		return -E2BIG;
+	*class_size = p->cls[ci].slot_size;
+	return 0;
+}
+
+/* ---- free ---- */
+
+static bool in_pool(const struct hak_pool *p, const void *ptr)
+{
+	uintptr_t a = (uintptr_t)ptr, b = (uintptr_t)p->base;
+
+	return a >= b && a - b < p->size;
+}
+
+static struct hak_pool *pool_of(struct hak_client *c, const void *ptr)
+{
+	struct hak_pool *p = hak_pool_current(c);
+	unsigned n;
+
+	if (p && in_pool(p, ptr))
+		return p;
+	n = hak_npools(c);
+	for (unsigned i = 0; i < n; i++)
+		if (in_pool(c->pools[i], ptr))
+			return c->pools[i];
+	return NULL;
+}
+
+/* Finds the class and slot ptr starts; -EINVAL when it is not the start of
+ * a slot or size does not fit it. */
+static int slot_of(struct hak_pool *p, const void *ptr, size_t size, struct hak_class_rt **kp,
+		   uint32_t *slot)
+{
+	uint64_t off = (uintptr_t)ptr - (uintptr_t)p->base;
+
+	for (unsigned i = 0; i < p->nclasses; i++) {
+		struct hak_class_rt *k = &p->cls[i];
+		uint64_t start = p->hdr.cls[i].pool_offset;
+
+		if (off < start || off - start >= k->slot_size * k->nslots)
+			continue;
+		if ((off - start) % k->slot_size || size > k->slot_size)
+			return -EINVAL;
+		*kp = k;
+		*slot = (uint32_t)((off - start) / k->slot_size);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Takes the slot back from the caller; a slot not held (freed twice, or
+ * never handed out) is refused, so it cannot enter a ring twice. */
+static int slot_release(struct hak_class_rt *k, uint32_t slot, hak_desc_t *d)
+{
+	uint64_t st = __atomic_load_n(&k->slot_state[slot], __ATOMIC_RELAXED);
+
+	do {
+		if (!(st & HAK_SLOT_HELD))
+			return -EINVAL;
+	} while (!__atomic_compare_exchange_n(&k->slot_state[slot], &st, st & ~HAK_SLOT_HELD, 0,
+					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	*d = hak_desc_make(slot, (uint32_t)st);
+	return 0;
+}
+
+static void after_returns(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+			  uint32_t n)
+{
+	uint32_t since = __atomic_add_fetch(&k->since_bell, n, __ATOMIC_RELAXED);
+
+	if (since >= k->ret_batch && doorbell(c, p))
+		__atomic_store_n(&k->since_bell, 0, __ATOMIC_RELAXED);
+}
+
+/* The local cache is full: the oldest cached slots and this one go to the
+ * daemon in one push. */
+static void return_batch(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+			 hak_desc_t d)
+{
+	hak_desc_t batch[HAK_LOCAL_CACHE_MAX + 1];
+	uint32_t want = k->ret_batch, n = 0;
+
+	if (want == 0)
+		want = 1;
+	if (want > HAK_LOCAL_CACHE_MAX)
+		want = HAK_LOCAL_CACHE_MAX;
+	while (n < want && hak_ring_pop_mc(&k->local, &batch[n]))
+		n++;
+	batch[n++] = d;
+	if (hak_ring_push_mp(&k->ret, batch, n)) {
+		hak_count_n(c, p, HAK_CNT_RETURNED, n);
+		after_returns(c, p, k, n);
+		return;
+	}
+	/* The return ring holds every slot of the class, so it is only full
+	 * when the daemon has stopped consuming: give the memory back. */
+	for (uint32_t i = 0; i < n; i++)
+		hak_pool_remove_slot(k, hak_desc_slot(batch[i]));
+}
+
+static int pool_free(struct hak_client *c, struct hak_pool *p, void *ptr, size_t size)
+{
+	struct hak_class_rt *k;
+	hak_desc_t d;
+	uint32_t slot;
+	int r;
+
+	/* Fork child: the parent's pool is not mapped here; nothing to do. */
+	if (__atomic_load_n(&p->absent, __ATOMIC_RELAXED))
+		return 0;
+	r = slot_of(p, ptr, size, &k, &slot);
+	if (r == 0)
+		r = slot_release(k, slot, &d);
+	if (r < 0)
+		return r;
+	hak_count(c, p, HAK_CNT_FREE_POOL);
+	/* Pairs with the release store in hak_pool_retire. */
+	if (__atomic_load_n(&p->dead, __ATOMIC_ACQUIRE)) {
+		hak_pool_remove_slot(k, slot);
+		return 0;
+	}
+	if (!hak_ring_push_mp(&k->local, &d, 1))
+		return_batch(c, p, k, d);
+	return 0;
+}
+
+HAK_EXPORT int hak_free(struct hak_client *c, void *ptr, size_t size)
+{
+	struct hak_pool *p;
+	int r;
+
+	if (!c)
+		return -EINVAL;
+	if (!ptr)
+		return 0;
+	if (size == 0)
+		return -EINVAL;
+	p = pool_of(c, ptr);
+	if (p)
+		return pool_free(c, p, ptr, size);
+	if ((uintptr_t)ptr % HAK_PAGE_SIZE || size > SIZE_MAX - HAK_PAGE_SIZE)
+		return -EINVAL;
+	r = HAK_SYSCALL(munmap(ptr, hak_page_round(size)));
+	if (r < 0)
+		return r;
+	hak_count(c, hak_pool_current(c), HAK_CNT_FREE_MMAP);
+	return 0;
+}

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libhakclient internals: the handle, the per-connection pool, and what the
+ * files of the library call in each other.
+ *
+ *   client.c   handle, refcount, setters, stats, log, counters
+ *   fork.c     pthread_atfork: the child forgets every pool
+ *   connect.c  handshake with hakzerod, connect / reconnect
+ *   pool.c     mapping, validating and retiring a pool
+ *   monitor.c  the monitor thread: daemon death, back-off, fork child restart
+ *   prefault.c populating a new pool through io_uring, off the caller's thread
+ *   alloc.c    hak_alloc / hak_free: the hot path and its fallbacks
+ *
+ * Memory the library needs for itself (the handle, a pool's private state)
+ * comes from anonymous mmap, never malloc: allocators link this library and
+ * may call it from inside their own malloc.
+ */
+#ifndef HAK_INTERNAL_H
+#define HAK_INTERNAL_H
+
+#include <errno.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/un.h>
+#include <syslog.h>
+
+#include "hakclient.h"
+#include "hak_layout.h"
+#include "hak_proto.h"
+#include "hak_ring.h"
+
+#define HAK_EXPORT __attribute__((visibility("default")))
+#define HAK_HIDDEN __attribute__((visibility("hidden")))
+
+#define hak_likely(x) __builtin_expect(!!(x), 1)
+#define hak_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Pools one handle may ever have: a retired pool stays mapped until the
+ * handle dies (a thread may still be inside it), so this bounds what a
+ * daemon that keeps restarting can make us hold. */
+#define HAK_MAX_POOLS 16
+/* Local dirty cache per class: at most this many slots, and no more than
+ * 1/HAK_LOCAL_CACHE_DIV of the class, so most slots go back to the daemon. */
+#define HAK_LOCAL_CACHE_MAX 64u
+#define HAK_LOCAL_CACHE_DIV 8u
+/* slot_state bit: the slot is in the caller's hands.  Low 32 bits: the
+ * generation the slot was handed out with. */
+#define HAK_SLOT_HELD (1ull << 32)
+
+/* Runs a system call expression (returning -1 and errno on failure) and
+ * gives back its result or -errno, leaving errno as it was. */
+#define HAK_SYSCALL(expr)                                                                          \
+	({                                                                                         \
+		int saved_errno_ = errno;                                                          \
+		long r_ = (long)(expr);                                                            \
+		if (r_ < 0)                                                                        \
+			r_ = -errno;                                                               \
+		errno = saved_errno_;                                                              \
+		r_;                                                                                \
+	})
+
+static inline uint64_t hak_page_round(uint64_t n)
+{
+	return (n + HAK_PAGE_SIZE - 1) & ~(uint64_t)(HAK_PAGE_SIZE - 1);
+}
+
+/* One size class of a pool, as this process sees it. */
+struct hak_class_rt {
+	char *base; /* slot 0 in our mapping */
+	uint64_t slot_size;
+	uint32_t nslots;
+	uint32_t ready_low;
+	uint32_t ret_batch;
+	uint32_t since_bell; /* slots returned since the last doorbell */
+	struct hak_ring ready;
+	struct hak_ring ret;
+	struct hak_ring local; /* private: own freed slots, not yet returned */
+	uint64_t *slot_state;  /* private, per slot: gen | HAK_SLOT_HELD */
+};
+
+/* One connection's pool.  Allocated with mmap, never unmapped before the
+ * handle dies. */
+struct hak_pool {
+	struct hak_ctrl_hdr hdr; /* private copy, validated; the shared one is never re-read */
+	void *ctrl;
+	size_t ctrl_size;
+	char *base;
+	size_t size;
+	struct hak_ctrl_sync *sync;
+	struct hak_ctrl_counters *counters; /* HAK_COUNTER_SHARDS, in ctrl */
+	int doorbell_fd;
+	int dead;	  /* atomic: the daemon is gone; frees punch holes */
+	int absent;	  /* atomic: in a fork child, the mappings do not exist */
+	int reserved;	  /* in a fork child: the pool range holds a PROT_NONE reservation */
+	size_t priv_size; /* bytes of the private mapping this struct starts */
+	unsigned nclasses;
+	struct hak_class_rt cls[HAK_MAX_CLASSES];
+};
+
+/* Asynchronous prefault of the newest pool (DESIGN "Shared mode" 2). */
+struct hak_prefault {
+	struct hak_pool *pool; /* NULL: nothing (more) to submit */
+	uint64_t next;	       /* next offset to submit */
+	unsigned inflight;     /* io_uring requests not yet reaped */
+	bool uring_ready;
+	bool uring_failed; /* io_uring unusable here: the monitor madvises itself */
+	int efd;	   /* eventfd the ring signals completions on */
+	struct io_uring ring;
+};
+
+struct hak_monitor {
+	pthread_t thread;
+	bool running;
+	bool stopping;
+	bool retry;	      /* a reconnect is pending */
+	int wake_fd;	      /* eventfd: new socket, or stop */
+	unsigned backoff_ms;  /* wait before the next attempt after a failure */
+	uint64_t next_try_ns; /* CLOCK_MONOTONIC */
+};
+
+struct hak_client {
+	/* Counters of allocations made with no pool mapped. */
+	struct hak_ctrl_counters priv[HAK_COUNTER_SHARDS];
+	int refcount;
+	/* Guards connection state (socket, pools, monitor, prefault, settings);
+	 * never taken by hak_alloc / hak_free in steady state. */
+	pthread_mutex_t lock;
+	struct hak_client *fork_next; /* list of live handles, for fork() */
+
+	hak_log_fn log_fn;
+	void *log_data;
+	int log_priority;
+
+	char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int socket_path_err; /* -ENAMETOOLONG when the environment's path does not fit */
+	uint64_t pool_bytes; /* asked for in HELLO; 0 = the daemon's default */
+	bool want_connect;   /* hak_client_connect was called */
+	int child_restart;   /* atomic: fork child, the monitor must be restarted */
+
+	int sock;
+	struct hak_pool *cur;		       /* atomic, acquire/release: the live pool or NULL */
+	struct hak_pool *pools[HAK_MAX_POOLS]; /* append-only */
+	unsigned npools;		       /* atomic, release after pools[n] is set */
+	uint64_t reconnects;
+
+	struct hak_monitor mon;
+	struct hak_prefault pf;
+};
+
+/* ---- client.c ---- */
+
+void hak_log_impl(struct hak_client *c, int prio, const char *file, int line, const char *fn,
+		  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static inline bool hak_log_wanted(struct hak_client *c, int prio)
+{
+	return __atomic_load_n(&c->log_fn, __ATOMIC_RELAXED) &&
+	       prio <= __atomic_load_n(&c->log_priority, __ATOMIC_RELAXED);
+}
+
+#define hak_log_cond(c, prio, ...)                                                                 \
+	do {                                                                                       \
+		if (hak_log_wanted(c, prio))                                                       \
+			hak_log_impl(c, prio, __FILE__, __LINE__, __func__, __VA_ARGS__);          \
+	} while (0)
+
+#define hak_err(c, ...) hak_log_cond(c, LOG_ERR, __VA_ARGS__)
+#define hak_info(c, ...) hak_log_cond(c, LOG_INFO, __VA_ARGS__)
+#define hak_dbg(c, ...) hak_log_cond(c, LOG_DEBUG, __VA_ARGS__)
+
+/* 1 + the counter shard of the calling thread, 0 before it has one.
+ * initial-exec: the general-dynamic model may call malloc on first access,
+ * and an allocator calling us from malloc must not recurse. */
+extern __thread unsigned hak_tls_shard HAK_HIDDEN __attribute__((tls_model("initial-exec")));
+unsigned hak_shard_pick(void);
+
+static inline unsigned hak_shard(void)
+{
+	unsigned s = hak_tls_shard;
+
+	if (hak_unlikely(s == 0))
+		s = hak_shard_pick();
+	return s - 1;
+}
+
+/* Counts into the pool's shared counters, or the handle's own without one. */
+static inline void hak_count_n(struct hak_client *c, struct hak_pool *p, enum hak_counter k,
+			       uint64_t n)
+{
+	struct hak_ctrl_counters *sh = p ? p->counters : c->priv;
+
+	hak_add64_relaxed(&sh[hak_shard()].v[k], n);
+}
+
+static inline void hak_count(struct hak_client *c, struct hak_pool *p, enum hak_counter k)
+{
+	hak_count_n(c, p, k, 1);
+}
+
+static inline struct hak_pool *hak_pool_current(struct hak_client *c)
+{
+	/* Pairs with the release store in hak_publish_pool: the pool's private
+	 * state is complete before anyone sees the pointer. */
+	return __atomic_load_n(&c->cur, __ATOMIC_ACQUIRE);
+}
+
+static inline unsigned hak_npools(struct hak_client *c)
+{
+	/* Pairs with the release store after pools[n] was written. */
+	return __atomic_load_n(&c->npools, __ATOMIC_ACQUIRE);
+}
+
+uint64_t hak_now_ns(void);
+void *hak_map_private(size_t size, int extra_flags);
+
+/* ---- fork.c ---- */
+
+int hak_fork_register(struct hak_client *c);
+void hak_fork_unregister(struct hak_client *c);
+
+/* ---- pool.c ---- */
+
+/* Maps and validates the pool described by WELCOME.  Takes ownership of
+ * fds[0..2] (closes them on failure; keeps the doorbell on success). */
+int hak_pool_create(struct hak_client *c, const struct hak_msg_welcome *w, int fds[3],
+		    struct hak_pool **out);
+void hak_pool_retire(struct hak_client *c, struct hak_pool *p);
+void hak_pool_forget(struct hak_pool *p);
+void hak_pool_destroy(struct hak_pool *p);
+void hak_pool_remove_slot(struct hak_class_rt *k, uint32_t slot);
+
+/* ---- connect.c ---- */
+
+/* With c->lock held.  0 when a pool is live afterwards, else -errno. */
+int hak_connect_locked(struct hak_client *c);
+
+/* ---- monitor.c ---- */
+
+int hak_monitor_start_locked(struct hak_client *c);
+void hak_monitor_stop(struct hak_client *c);
+void hak_monitor_wake(struct hak_client *c);
+void hak_monitor_schedule_retry(struct hak_client *c, bool immediately);
+void hak_monitor_child_restart(struct hak_client *c);
+void hak_client_reset_in_child(struct hak_client *c);
+
+/* ---- prefault.c (all with c->lock held) ---- */
+
+void hak_prefault_start(struct hak_client *c, struct hak_pool *p);
+bool hak_prefault_sync_pending(struct hak_client *c);
+int hak_prefault_fd(struct hak_client *c);
+void hak_prefault_reap(struct hak_client *c);
+void hak_prefault_sync_step(struct hak_client *c);
+void hak_prefault_fini(struct hak_client *c);
+void hak_prefault_forget(struct hak_client *c);
+
+#endif
