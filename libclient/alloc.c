@@ -48,6 +48,10 @@ static bool doorbell(struct hak_client *c, struct hak_pool *p)
 {
 	uint64_t one = 1;
 
+	/* A fork child still on its local pool: the monitor that services it
+	 * must be started. */
+	hak_monitor_child_restart(c);
+
 	/* Full fence, as before io_uring's SQ_NEED_WAKEUP check: orders our
 	 * ring update before the load of want_doorbell.  Pairs with the
 	 * daemon's fence between its store of 1 and its last look at the
@@ -96,7 +100,7 @@ static bool ready_pop(struct hak_client *c, struct hak_pool *p, struct hak_class
 /* Returns HAK_ALLOC_ZEROED, 0 (dirty), or -EAGAIN when the class has
  * nothing for this request. */
 static int pool_take(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
-		     unsigned flags, void **out)
+		     size_t size, unsigned flags, void **out)
 {
 	hak_desc_t d;
 
@@ -113,9 +117,11 @@ static int pool_take(struct hak_client *c, struct hak_pool *p, struct hak_class_
 		return HAK_ALLOC_ZEROED;
 	}
 	if (!(flags & HAK_ALLOC_DIRTY_OK) && hak_ring_pop_mc(&k->local, &d)) {
-		/* What a retain-and-memset allocator would do: no worse. */
+		/* What a retain-and-memset allocator would do: no worse.  Only
+		 * what was asked for must read as zero (the whole slot is
+		 * zeroed when it goes back for good). */
 		*out = hand_out(k, d);
-		memset(*out, 0, k->slot_size);
+		memset(*out, 0, hak_page_round(size));
 		hak_count(c, p, HAK_CNT_ALLOC_INLINE_ZERO);
 		return HAK_ALLOC_ZEROED;
 	}
@@ -133,10 +139,20 @@ static int map_fallback(struct hak_client *c, struct hak_pool *p, size_t size, e
 	if (!m)
 		return -ENOMEM;
 	hak_count(c, p, why);
-	if (!p)
-		hak_monitor_child_restart(c);
+	hak_monitor_child_restart(c);
 	*out = m;
 	return HAK_ALLOC_ZEROED;
+}
+
+/* What a request the pool cannot serve gets: a plain mapping, or for
+ * HAK_ALLOC_POOL_ONLY an error the caller falls back on by itself. */
+static int no_slot(struct hak_client *c, struct hak_pool *p, size_t size, unsigned flags,
+		   enum hak_counter why, void **out)
+{
+	if (!(flags & HAK_ALLOC_POOL_ONLY))
+		return map_fallback(c, p, size, why, out);
+	hak_monitor_child_restart(c);
+	return why == HAK_CNT_ALLOC_LARGE ? -E2BIG : -EAGAIN;
 }
 
 HAK_EXPORT int hak_alloc(struct hak_client *c, size_t size, unsigned flags, void **out)
@@ -148,14 +164,14 @@ HAK_EXPORT int hak_alloc(struct hak_client *c, size_t size, unsigned flags, void
 		return -EINVAL;
 	p = hak_pool_current(c);
 	if (!p)
-		return map_fallback(c, NULL, size, HAK_CNT_ALLOC_MMAP, out);
+		return no_slot(c, NULL, size, flags, HAK_CNT_ALLOC_MMAP, out);
 	ci = class_for(p, size);
 	if (ci < 0)
-		return map_fallback(c, p, size, HAK_CNT_ALLOC_LARGE, out);
-	r = pool_take(c, p, &p->cls[ci], flags, out);
+		return no_slot(c, p, size, flags, HAK_CNT_ALLOC_LARGE, out);
+	r = pool_take(c, p, &p->cls[ci], size, flags, out);
 	if (r != -EAGAIN)
 		return r;
-	return map_fallback(c, p, size, HAK_CNT_ALLOC_MMAP, out);
+	return no_slot(c, p, size, flags, HAK_CNT_ALLOC_MMAP, out);
 }
 
 HAK_EXPORT int hak_client_class_size(struct hak_client *c, size_t size, size_t *class_size)
@@ -220,6 +236,30 @@ static int slot_of(struct hak_pool *p, const void *ptr, size_t size, struct hak_
 	return -EINVAL;
 }
 
+HAK_EXPORT int hak_slot_of(struct hak_client *c, const void *ptr, void **base, size_t *size)
+{
+	struct hak_pool *p;
+	uint64_t off;
+
+	if (!c || !base || !size)
+		return -EINVAL;
+	p = pool_of(c, ptr);
+	if (!p)
+		return -ENOENT;
+	off = (uintptr_t)ptr - (uintptr_t)p->base;
+	for (unsigned i = 0; i < p->nclasses; i++) {
+		const struct hak_class_rt *k = &p->cls[i];
+		uint64_t start = p->hdr.cls[i].pool_offset;
+
+		if (off < start || off - start >= k->slot_size * k->nslots)
+			continue;
+		*base = k->base + (off - start) / k->slot_size * k->slot_size;
+		*size = k->slot_size;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 /* Takes the slot back from the caller; a slot not held (freed twice, or
  * never handed out) is refused, so it cannot enter a ring twice. */
 static int slot_release(struct hak_class_rt *k, uint32_t slot, hak_desc_t *d)
@@ -244,21 +284,41 @@ static void after_returns(struct hak_client *c, struct hak_pool *p, struct hak_c
 		__atomic_store_n(&k->since_bell, 0, __ATOMIC_RELAXED);
 }
 
-/* The local cache is full: the oldest cached slots and this one go to the
- * daemon in one push. */
-static void return_batch(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
-			 hak_desc_t d)
+/*
+ * The local cache keeps half its capacity for this client's own use (zeroed
+ * inline when the ready ring runs dry, handed back as is to dirty-ok
+ * callers) and sends what is above that to the daemon in batches of
+ * return_batch, oldest first.  Returning only on overflow would starve the
+ * daemon: once the ready ring is dry, allocations drain the cache, frees
+ * refill it, and nothing would ever go back to be zeroed off this thread.
+ */
+static uint32_t cache_keep(const struct hak_class_rt *k)
 {
-	hak_desc_t batch[HAK_LOCAL_CACHE_MAX + 1];
-	uint32_t want = k->ret_batch, n = 0;
+	return hak_ring_entries(&k->local) / 2;
+}
 
-	if (want == 0)
-		want = 1;
-	if (want > HAK_LOCAL_CACHE_MAX)
-		want = HAK_LOCAL_CACHE_MAX;
-	while (n < want && hak_ring_pop_mc(&k->local, &batch[n]))
+static uint32_t cache_return_at(const struct hak_class_rt *k)
+{
+	uint32_t room = hak_ring_entries(&k->local) - cache_keep(k);
+
+	return cache_keep(k) + (k->ret_batch && k->ret_batch < room ? k->ret_batch : room);
+}
+
+/* Moves cached slots above the keep mark, plus *extra (a slot the full
+ * cache could not take) if given, to the return ring in one push. */
+static void return_batch(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+			 const hak_desc_t *extra)
+{
+	hak_desc_t batch[HAK_LOCAL_CACHE_MAX / 2 + 1];
+	uint32_t n = 0, want = cache_return_at(k) - cache_keep(k);
+
+	while (n < want && hak_ring_count(&k->local) > cache_keep(k) &&
+	       hak_ring_pop_mc(&k->local, &batch[n]))
 		n++;
-	batch[n++] = d;
+	if (extra)
+		batch[n++] = *extra;
+	if (n == 0)
+		return;
 	if (hak_ring_push_mp(&k->ret, batch, n)) {
 		hak_count_n(c, p, HAK_CNT_RETURNED, n);
 		after_returns(c, p, k, n);
@@ -292,7 +352,9 @@ static int pool_free(struct hak_client *c, struct hak_pool *p, void *ptr, size_t
 		return 0;
 	}
 	if (!hak_ring_push_mp(&k->local, &d, 1))
-		return_batch(c, p, k, d);
+		return_batch(c, p, k, &d);
+	else if (hak_ring_count(&k->local) >= cache_return_at(k))
+		return_batch(c, p, k, NULL);
 	return 0;
 }
 
