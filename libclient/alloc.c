@@ -99,8 +99,8 @@ static bool ready_pop(struct hak_client *c, struct hak_pool *p, struct hak_class
 
 /* Returns HAK_ALLOC_ZEROED, 0 (dirty), or -EAGAIN when the class has
  * nothing for this request. */
-static int pool_take(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
-		     size_t size, unsigned flags, void **out)
+static int pool_take(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k, size_t size,
+		     unsigned flags, void **out)
 {
 	hak_desc_t d;
 

@@ -88,6 +88,27 @@ static int log_priority_from_env(void)
 	return HAK_LOG_DEFAULT;
 }
 
+static const struct {
+	const char *name;
+	int mode;
+} mode_names[] = {
+	{"shared", HAK_MODE_SHARED},
+	{"auto", HAK_MODE_AUTO},
+	{"local", HAK_MODE_LOCAL},
+};
+
+/* $HAK_MODE: auto, shared or local; anything else is ignored (shared, the
+ * behaviour of version 0.1). */
+static int mode_from_env(void)
+{
+	const char *v = secure_getenv(HAK_MODE_ENV);
+
+	for (size_t i = 0; v && i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
+		if (strcasecmp(v, mode_names[i].name) == 0)
+			return mode_names[i].mode;
+	return HAK_MODE_SHARED;
+}
+
 static int store_socket_path(struct hak_client *c, const char *path)
 {
 	if (strlen(path) >= sizeof(c->socket_path))
@@ -122,6 +143,7 @@ HAK_EXPORT int hak_client_new(struct hak_client **out)
 	c->refcount = 1;
 	pthread_mutex_init(&c->lock, NULL);
 	c->log_priority = log_priority_from_env();
+	c->mode = mode_from_env();
 	errno = saved; /* strtol may have set it */
 	c->sock = -1;
 	c->mon.wake_fd = -1;
@@ -221,11 +243,30 @@ HAK_EXPORT int hak_client_set_pool_size(struct hak_client *c, size_t bytes)
 	return 0;
 }
 
+HAK_EXPORT int hak_client_set_mode(struct hak_client *c, int mode)
+{
+	int r = 0;
+
+	if (!c || mode < HAK_MODE_SHARED || mode > HAK_MODE_LOCAL)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	/* Fixed once connected: the pools and the monitor follow the mode. */
+	if (c->want_connect)
+		r = -EBUSY;
+	else
+		c->mode = mode;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 HAK_EXPORT int hak_client_is_connected(struct hak_client *c)
 {
+	struct hak_pool *p;
+
 	if (!c)
 		return -EINVAL;
-	return hak_pool_current(c) != NULL;
+	p = hak_pool_current(c);
+	return p && !p->local;
 }
 
 static void sum_shards(const struct hak_ctrl_counters *sh, uint64_t v[HAK_CNT_NR])
@@ -247,10 +288,15 @@ HAK_EXPORT int hak_client_get_stats(struct hak_client *c, struct hak_client_stat
 		return -EINVAL;
 	sum_shards(c->priv, v);
 	n = hak_npools(c);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
+		struct hak_pool *p = c->pools[i];
+
 		/* A fork child has no mapping of its parent's counters. */
-		if (!__atomic_load_n(&c->pools[i]->absent, __ATOMIC_RELAXED))
-			sum_shards(c->pools[i]->counters, v);
+		if (!__atomic_load_n(&p->absent, __ATOMIC_RELAXED))
+			sum_shards(p->counters, v);
+		all.local_pools += p->local;
+		all.local_zeroed += hak_local_zeroed(p);
+	}
 	all.alloc_ready = v[HAK_CNT_ALLOC_READY];
 	all.alloc_dirty = v[HAK_CNT_ALLOC_DIRTY];
 	all.alloc_inline_zero = v[HAK_CNT_ALLOC_INLINE_ZERO];
@@ -263,7 +309,8 @@ HAK_EXPORT int hak_client_get_stats(struct hak_client *c, struct hak_client_stat
 	all.reconnects = __atomic_load_n(&c->reconnects, __ATOMIC_RELAXED);
 	cur = hak_pool_current(c);
 	all.pool_bytes = cur ? cur->size : 0;
-	all.connected = cur != NULL;
+	all.connected = cur && !cur->local;
+	all.local = cur && cur->local;
 	memcpy(st, &all, st_size < sizeof(all) ? st_size : sizeof(all));
 	return 0;
 }

@@ -152,13 +152,22 @@ static void publish_pool(struct hak_client *c, struct hak_pool *p, int sock)
 	__atomic_store_n(&c->cur, p, __ATOMIC_RELEASE);
 }
 
-int hak_connect_locked(struct hak_client *c)
+/* Auto mode, a daemon pool now live: the local pool that stood in for it
+ * is retired like a dead daemon's (its held slots stay valid until freed). */
+static void retire_local(struct hak_client *c, struct hak_pool *old)
 {
-	struct hak_pool *p;
+	if (!old)
+		return;
+	hak_pool_retire(c, old);
+	hak_local_retire(c, old);
+	hak_info(c, "hakzerod answers: leaving local mode");
+}
+
+static int connect_shared(struct hak_client *c)
+{
+	struct hak_pool *p, *old = c->cur;
 	int sock, r;
 
-	if (c->cur)
-		return 0;
 	if (c->npools >= HAK_MAX_POOLS) {
 		hak_err(c, "%d pools used up (daemon restarted too often); not reconnecting",
 			HAK_MAX_POOLS);
@@ -173,9 +182,30 @@ int hak_connect_locked(struct hak_client *c)
 	c->mon.retry = false;
 	hak_info(c, "connected to %s: pool of %zu bytes, %u classes", c->socket_path, p->size,
 		 p->nclasses);
+	retire_local(c, old);
 	hak_prefault_start(c, p);
 	hak_monitor_wake(c);
 	return 0;
+}
+
+int hak_connect_locked(struct hak_client *c)
+{
+	int r;
+
+	if (c->mode == HAK_MODE_LOCAL) {
+		r = hak_local_ensure_locked(c);
+		if (r == 0)
+			c->mon.retry = false;
+		return r;
+	}
+	if (c->cur && !c->cur->local)
+		return 0;
+	r = connect_shared(c);
+	/* Auto: no daemon, so a local pool meanwhile; the monitor keeps
+	 * trying the daemon. */
+	if (r < 0 && c->mode == HAK_MODE_AUTO)
+		hak_local_ensure_locked(c);
+	return r;
 }
 
 HAK_EXPORT int hak_client_connect(struct hak_client *c)
@@ -192,6 +222,9 @@ HAK_EXPORT int hak_client_connect(struct hak_client *c)
 		r = hak_connect_locked(c);
 	if (r < 0 && r != -ENOSPC && c->mon.running)
 		hak_monitor_schedule_retry(c, false);
+	/* Auto mode with a local pool standing in: the handle works. */
+	if (r < 0 && c->mode == HAK_MODE_AUTO && c->cur)
+		r = 0;
 	pthread_mutex_unlock(&c->lock);
 	errno = saved; /* liburing and pthread calls may have set it */
 	return r;

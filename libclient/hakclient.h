@@ -27,7 +27,13 @@ extern "C" {
 struct hak_client;
 
 /* hak_alloc() flags */
-#define HAK_ALLOC_DIRTY_OK (1u << 0) /* caller does not need zero-filled memory */
+#define HAK_ALLOC_DIRTY_OK (1u << 0)  /* caller does not need zero-filled memory */
+#define HAK_ALLOC_POOL_ONLY (1u << 1) /* a pool slot or -EAGAIN/-E2BIG, never mmap (since 0.2) */
+
+/* hak_client_set_mode() modes (since 0.2) */
+#define HAK_MODE_SHARED 0 /* hakzerod's pool; mmap fallbacks while there is none */
+#define HAK_MODE_AUTO 1	  /* hakzerod's pool when it answers, a local pool meanwhile */
+#define HAK_MODE_LOCAL 2  /* a private pool the library keeps itself, no daemon */
 
 /* hak_alloc() positive return bits */
 #define HAK_ALLOC_ZEROED (1 << 0) /* the memory reads as zero */
@@ -49,6 +55,10 @@ struct hak_client_stats {
 	uint64_t reconnects;        /* successful connections after the first */
 	uint64_t pool_bytes;        /* size of the current pool, 0 when not connected */
 	uint64_t connected;         /* 1 when a daemon pool is in use */
+	/* since 0.2 (a caller built against 0.1 passes a smaller st_size) */
+	uint64_t local;		/* 1 when a local pool is in use */
+	uint64_t local_pools;	/* local pools made so far (one per switch to local) */
+	uint64_t local_zeroed;	/* slots the library zeroed in the background (local mode) */
 };
 
 int hak_client_new(struct hak_client **out);
@@ -68,6 +78,10 @@ int hak_free(struct hak_client *c, void *ptr, size_t size);
 int hak_client_class_size(struct hak_client *c, size_t size, size_t *class_size);
 
 int hak_client_get_stats(struct hak_client *c, struct hak_client_stats *st, size_t st_size);
+
+/* since 0.2 */
+int hak_client_set_mode(struct hak_client *c, int mode);
+int hak_slot_of(struct hak_client *c, const void *ptr, void **base, size_t *size);
 
 #ifdef __cplusplus
 }

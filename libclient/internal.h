@@ -9,6 +9,7 @@
  *   pool.c     mapping, validating and retiring a pool
  *   monitor.c  the monitor thread: daemon death, back-off, fork child restart
  *   prefault.c populating a new pool through io_uring, off the caller's thread
+ *   local.c    local mode: a private pool whose daemon side is the monitor
  *   alloc.c    hak_alloc / hak_free: the hot path and its fallbacks
  *
  * Memory the library needs for itself (the handle, a pool's private state)
@@ -39,12 +40,21 @@
 
 /* Pools one handle may ever have: a retired pool stays mapped until the
  * handle dies (a thread may still be inside it), so this bounds what a
- * daemon that keeps restarting can make us hold. */
-#define HAK_MAX_POOLS 16
+ * daemon that keeps restarting can make us hold.  In auto mode each daemon
+ * restart costs two (the local pool meanwhile, then the new shared one). */
+#define HAK_MAX_POOLS 64
 /* Local dirty cache per class: at most this many slots, and no more than
- * 1/HAK_LOCAL_CACHE_DIV of the class, so most slots go back to the daemon. */
-#define HAK_LOCAL_CACHE_MAX 64u
+ * 1/HAK_LOCAL_CACHE_DIV of the class, so most slots go back to the daemon.
+ * Large enough that a caller holding a few hundred 4 KiB pages at once
+ * still finds its own slots to zero inline when the ready ring runs dry
+ * (2 MiB of 4 KiB slots). */
+#define HAK_LOCAL_CACHE_MAX 512u
 #define HAK_LOCAL_CACHE_DIV 8u
+/* ...but classes of few (large) slots keep up to this many: the zeroing
+ * side needs tens of microseconds per 2 MiB slot, so an allocator cycling
+ * large extents faster than that reuses its own (zeroing only what it asks
+ * for) instead of falling back to faulting memory.  At most half the class. */
+#define HAK_LOCAL_CACHE_MIN 4u
 /* slot_state bit: the slot is in the caller's hands.  Low 32 bits: the
  * generation the slot was handed out with. */
 #define HAK_SLOT_HELD (1ull << 32)
@@ -74,6 +84,7 @@ struct hak_class_rt {
 	uint32_t ready_low;
 	uint32_t ret_batch;
 	uint32_t since_bell; /* slots returned since the last doorbell */
+	int punch_advice;    /* gives a slot's memory back: MADV_REMOVE, MADV_DONTNEED */
 	struct hak_ring ready;
 	struct hak_ring ret;
 	struct hak_ring local; /* private: own freed slots, not yet returned */
@@ -94,6 +105,8 @@ struct hak_pool {
 	int dead;	  /* atomic: the daemon is gone; frees punch holes */
 	int absent;	  /* atomic: in a fork child, the mappings do not exist */
 	int reserved;	  /* in a fork child: the pool range holds a PROT_NONE reservation */
+	bool local;	  /* private memory, serviced by our own monitor (local.c) */
+	struct hak_local *loc; /* local pools: the daemon side's private state */
 	size_t priv_size; /* bytes of the private mapping this struct starts */
 	unsigned nclasses;
 	struct hak_class_rt cls[HAK_MAX_CLASSES];
@@ -120,6 +133,9 @@ struct hak_monitor {
 	uint64_t next_try_ns; /* CLOCK_MONOTONIC */
 };
 
+/* The mode asked for: hak_client_set_mode, else $HAK_MODE, else shared. */
+#define HAK_MODE_ENV "HAK_MODE"
+
 struct hak_client {
 	/* Counters of allocations made with no pool mapped. */
 	struct hak_ctrl_counters priv[HAK_COUNTER_SHARDS];
@@ -137,6 +153,7 @@ struct hak_client {
 	int socket_path_err; /* -ENAMETOOLONG when the environment's path does not fit */
 	uint64_t pool_bytes; /* asked for in HELLO; 0 = the daemon's default */
 	bool want_connect;   /* hak_client_connect was called */
+	int mode;	     /* HAK_MODE_*, fixed at the first connect */
 	int child_restart;   /* atomic: fork child, the monitor must be restarted */
 
 	int sock;
@@ -222,6 +239,9 @@ void hak_fork_unregister(struct hak_client *c);
 
 /* ---- pool.c ---- */
 
+/* The private half of a pool, laid out after the validated header h. */
+struct hak_pool *hak_pool_build(const struct hak_ctrl_hdr *h, void *ctrl, void *base);
+
 /* Maps and validates the pool described by WELCOME.  Takes ownership of
  * fds[0..2] (closes them on failure; keeps the doorbell on success). */
 int hak_pool_create(struct hak_client *c, const struct hak_msg_welcome *w, int fds[3],
@@ -235,6 +255,24 @@ void hak_pool_remove_slot(struct hak_class_rt *k, uint32_t slot);
 
 /* With c->lock held.  0 when a pool is live afterwards, else -errno. */
 int hak_connect_locked(struct hak_client *c);
+
+/* ---- local.c (with c->lock held unless said) ---- */
+
+/* Makes a local pool the current one if there is none.  0 or -errno. */
+int hak_local_ensure_locked(struct hak_client *c);
+/* Its doorbell, for the monitor's poll; -1 without a live local pool. */
+int hak_local_fd(struct hak_client *c);
+/* One bounded round of the daemon's work; true when more is left. */
+bool hak_local_service(struct hak_client *c);
+bool hak_local_pending(struct hak_client *c);
+/* After hak_pool_retire: the slots the monitor held give their memory back. */
+void hak_local_retire(struct hak_client *c, struct hak_pool *p);
+uint64_t hak_local_zeroed(const struct hak_pool *p);
+/* Fork child: the local pools stay (copy-on-write), their rings are made
+ * consistent and their doorbells replaced. */
+void hak_local_reset_in_child(struct hak_pool *p);
+/* Local pools give a slot's memory back with MADV_DONTNEED. */
+void hak_local_pool_destroy(struct hak_pool *p);
 
 /* ---- monitor.c ---- */
 

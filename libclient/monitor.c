@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -21,8 +22,11 @@
 #define HAK_RECONNECT_MIN_MS 50u
 #define HAK_RECONNECT_MAX_MS 2000u
 #define HAK_NS_PER_MS 1000000ull
+/* Nice value of the monitor when it may do local mode's zeroing: the
+ * daemon's default (zero_nice), so the work takes idle cores only. */
+#define HAK_LOCAL_NICE 19
 
-enum { PFD_WAKE, PFD_SOCK, PFD_URING, PFD_NR };
+enum { PFD_WAKE, PFD_SOCK, PFD_URING, PFD_LOCAL, PFD_NR };
 
 void hak_monitor_wake(struct hak_client *c)
 {
@@ -65,7 +69,8 @@ static void daemon_gone(struct hak_client *c, ssize_t why)
 {
 	struct hak_pool *p = c->cur;
 
-	hak_info(c, "hakzerod went away (%zd); falling back to mmap, reconnecting", why);
+	hak_info(c, "hakzerod went away (%zd); falling back to %s, reconnecting", why,
+		 c->mode == HAK_MODE_AUTO ? "a local pool" : "mmap");
 	close(c->sock);
 	c->sock = -1;
 	if (p) {
@@ -76,6 +81,8 @@ static void daemon_gone(struct hak_client *c, ssize_t why)
 			c->pf.pool = NULL;
 		hak_pool_retire(c, p);
 	}
+	if (c->mode == HAK_MODE_AUTO)
+		hak_local_ensure_locked(c);
 	hak_monitor_schedule_retry(c, false);
 }
 
@@ -99,7 +106,7 @@ static int poll_timeout_ms(struct hak_client *c)
 {
 	uint64_t now;
 
-	if (hak_prefault_sync_pending(c))
+	if (hak_prefault_sync_pending(c) || hak_local_pending(c))
 		return 0;
 	if (!c->mon.retry)
 		return -1;
@@ -123,9 +130,26 @@ static void handle_events(struct hak_client *c, const struct pollfd *pfd)
 		check_socket(c);
 	if (pfd[PFD_URING].revents && pfd[PFD_URING].fd == hak_prefault_fd(c))
 		hak_prefault_reap(c);
+	if (pfd[PFD_LOCAL].revents && pfd[PFD_LOCAL].fd == hak_local_fd(c))
+		HAK_SYSCALL(read(pfd[PFD_LOCAL].fd, &v, sizeof(v)));
 	try_reconnect(c);
 	if (hak_prefault_sync_pending(c))
 		hak_prefault_sync_step(c);
+	/* Every turn: a doorbell is only rung at thresholds. */
+	hak_local_service(c);
+}
+
+/* Local mode's zeroing is background work: it must take idle cores, not
+ * the application's.  Only this thread's nice value changes. */
+static void lower_priority(struct hak_client *c)
+{
+	int r;
+
+	if (c->mode == HAK_MODE_SHARED)
+		return;
+	r = HAK_SYSCALL(setpriority(PRIO_PROCESS, (id_t)gettid(), HAK_LOCAL_NICE));
+	if (r < 0)
+		hak_dbg(c, "cannot lower the monitor's priority (error %d)", -r);
 }
 
 static void *monitor_main(void *arg)
@@ -133,6 +157,7 @@ static void *monitor_main(void *arg)
 	struct hak_client *c = arg;
 
 	pthread_mutex_lock(&c->lock);
+	lower_priority(c);
 	while (!c->mon.stopping) {
 		/* Negative fds are ignored by poll: absent sources keep
 		 * their index. */
@@ -140,6 +165,7 @@ static void *monitor_main(void *arg)
 			[PFD_WAKE] = {.fd = c->mon.wake_fd, .events = POLLIN},
 			[PFD_SOCK] = {.fd = c->sock, .events = POLLIN | POLLRDHUP},
 			[PFD_URING] = {.fd = hak_prefault_fd(c), .events = POLLIN},
+			[PFD_LOCAL] = {.fd = hak_local_fd(c), .events = POLLIN},
 		};
 		int timeout = poll_timeout_ms(c);
 
@@ -233,8 +259,15 @@ void hak_client_reset_in_child(struct hak_client *c)
 	close_fd(&c->mon.wake_fd);
 	close_fd(&c->sock);
 	hak_prefault_forget(c);
-	__atomic_store_n(&c->cur, NULL, __ATOMIC_RELAXED);
-	for (unsigned i = 0; i < c->npools; i++)
-		hak_pool_forget(c->pools[i]);
+	/* A local pool is private memory, copy-on-write: the child keeps it,
+	 * and the monitor it restarts services it.  Shared pools are gone. */
+	if (c->cur && !c->cur->local)
+		__atomic_store_n(&c->cur, NULL, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < c->npools; i++) {
+		if (c->pools[i]->local)
+			hak_local_reset_in_child(c->pools[i]);
+		else
+			hak_pool_forget(c->pools[i]);
+	}
 	__atomic_store_n(&c->child_restart, c->want_connect, __ATOMIC_RELAXED);
 }

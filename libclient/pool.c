@@ -17,11 +17,15 @@ static size_t align_cl(size_t n)
 	return (n + HAK_CACHELINE - 1) & ~(size_t)(HAK_CACHELINE - 1);
 }
 
-/* Largest power of two <= min(HAK_LOCAL_CACHE_MAX, max(1, nslots / DIV)). */
+/* Largest power of two <= min(HAK_LOCAL_CACHE_MAX, max(1, nslots / DIV,
+ * min(HAK_LOCAL_CACHE_MIN, nslots / 2))). */
 static uint32_t local_cache_entries(uint32_t nslots)
 {
 	uint32_t want = nslots / HAK_LOCAL_CACHE_DIV, cap = 1;
+	uint32_t floor = nslots / 2 < HAK_LOCAL_CACHE_MIN ? nslots / 2 : HAK_LOCAL_CACHE_MIN;
 
+	if (want < floor)
+		want = floor;
 	if (want > HAK_LOCAL_CACHE_MAX)
 		want = HAK_LOCAL_CACHE_MAX;
 	while (cap * 2 <= want)
@@ -54,6 +58,7 @@ static void class_init(struct hak_pool *p, unsigned i, char **cursor)
 	k->nslots = cl->nslots;
 	k->ready_low = cl->ready_low;
 	k->ret_batch = cl->ret_batch;
+	k->punch_advice = MADV_REMOVE;
 	hak_layout_ring(&p->hdr, p->ctrl, i, 0, &k->ready);
 	hak_layout_ring(&p->hdr, p->ctrl, i, 1, &k->ret);
 	k->local.s = (struct hak_ring_shared *)*cursor;
@@ -67,7 +72,7 @@ static void class_init(struct hak_pool *p, unsigned i, char **cursor)
 
 /* The private half of a pool.  Populated up front: the slot state is
  * touched on the hot path, which must not fault. */
-static struct hak_pool *pool_build(const struct hak_ctrl_hdr *h, void *ctrl, void *base)
+struct hak_pool *hak_pool_build(const struct hak_ctrl_hdr *h, void *ctrl, void *base)
 {
 	size_t size = private_size(h);
 	struct hak_pool *p = hak_map_private(size, MAP_POPULATE);
@@ -164,7 +169,7 @@ static int map_all(struct hak_client *c, const struct hak_msg_welcome *w, const 
 		r = HAK_SYSCALL(madvise(ctrl, w->ctrl_size, MADV_DONTFORK));
 	if (r < 0)
 		goto fail_pool;
-	*out = pool_build(&h, ctrl, base);
+	*out = hak_pool_build(&h, ctrl, base);
 	if (*out)
 		return 0;
 	r = -ENOMEM;
@@ -197,9 +202,11 @@ int hak_pool_create(struct hak_client *c, const struct hak_msg_welcome *w, int f
 
 void hak_pool_remove_slot(struct hak_class_rt *k, uint32_t slot)
 {
-	/* Punches the slot out of the memfd: the memory goes back to the
-	 * system and the slot reads as zero if it is ever touched again. */
-	HAK_SYSCALL(madvise(k->base + (uint64_t)slot * k->slot_size, k->slot_size, MADV_REMOVE));
+	/* Punches the slot out of the memfd (or drops a local pool's private
+	 * pages): the memory goes back to the system and the slot reads as
+	 * zero if it is ever touched again. */
+	HAK_SYSCALL(
+		madvise(k->base + (uint64_t)slot * k->slot_size, k->slot_size, k->punch_advice));
 }
 
 static void drain_mc(struct hak_class_rt *k, struct hak_ring *r)
@@ -265,6 +272,10 @@ void hak_pool_forget(struct hak_pool *p)
 
 void hak_pool_destroy(struct hak_pool *p)
 {
+	if (p->local) {
+		hak_local_pool_destroy(p);
+		return;
+	}
 	if (!p->absent) {
 		munmap(p->base, p->size);
 		munmap(p->ctrl, p->ctrl_size);

@@ -716,7 +716,7 @@ static void test_ready_zero(void **state)
 	fake_stop(&f);
 }
 
-/* Class 0: 64 slots, so a local cache of 8; ret_batch 4. */
+/* Class 0: 64 slots, so a local cache of 8 (half kept); ret_batch 4. */
 static void test_free_cache_then_return(void **state)
 {
 	struct fake f;
@@ -731,19 +731,26 @@ static void test_free_cache_then_return(void **state)
 	s = fake_sess(&f, 0);
 	for (int i = 0; i < 16; i++)
 		assert_int_equal(hak_alloc(c, 4096, 0, &p[i]), HAK_ALLOC_ZEROED);
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 7; i++)
 		assert_int_equal(hak_free(c, p[i], 4096), 0);
 	assert_int_equal(fake_recycle(s, 0, false, seen, 32), 0); /* all cached */
-	/* The ninth free: the four oldest cached slots and this one go back. */
-	assert_int_equal(hak_free(c, p[8], 4096), 0);
+	/* The eighth free fills the cache: the four oldest go back, the
+	 * newest half stays for inline zeroing. */
+	assert_int_equal(hak_free(c, p[7], 4096), 0);
 	n = fake_recycle(s, 0, false, seen, 32);
-	assert_int_equal(n, 5);
+	assert_int_equal(n, 4);
 	for (uint32_t i = 0; i < 4; i++)
 		assert_int_equal(seen[i], hak_desc_make(i, 1000 + i));
-	assert_int_equal(seen[4], hak_desc_make(8, 1008));
+	/* Four more frees reach the mark again: the next four oldest. */
+	for (int i = 8; i < 12; i++)
+		assert_int_equal(hak_free(c, p[i], 4096), 0);
+	n = fake_recycle(s, 0, false, seen, 32);
+	assert_int_equal(n, 4);
+	for (uint32_t i = 0; i < 4; i++)
+		assert_int_equal(seen[i], hak_desc_make(4 + i, 1004 + i));
 	assert_int_equal(s->bad_gen, 0);
-	assert_int_equal(stats(c).returned, 5);
-	assert_int_equal(stats(c).free_pool, 9);
+	assert_int_equal(stats(c).returned, 8);
+	assert_int_equal(stats(c).free_pool, 12);
 	assert_null(hak_client_unref(c));
 	fake_stop(&f);
 }
@@ -868,12 +875,12 @@ static void test_return_doorbell(void **state)
 		assert_int_equal(hak_alloc(c, 4096, 0, &p[i]), HAK_ALLOC_ZEROED);
 	doorbell_count(s); /* the ready ring went low while disarmed: nothing */
 	hak_store_release(&s->sync->want_doorbell, 1);
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 7; i++)
 		assert_int_equal(hak_free(c, p[i], 4096), 0);
 	assert_int_equal(doorbell_count(s), 0);
-	assert_int_equal(hak_free(c, p[8], 4096), 0); /* 5 returned >= ret_batch 4 */
+	assert_int_equal(hak_free(c, p[7], 4096), 0); /* 4 returned >= ret_batch 4 */
 	assert_int_equal(doorbell_count(s), 1);
-	for (int i = 9; i < 16; i++)
+	for (int i = 8; i < 16; i++)
 		assert_int_equal(hak_free(c, p[i], 4096), 0);
 	assert_int_equal(doorbell_count(s), 0); /* disarmed */
 	assert_int_equal(stats(c).doorbells, 1);
