@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The extent hooks.  An extent jemalloc asks for comes from a pool slot of
+ * the smallest class that fits; whatever the pool cannot serve (larger than
+ * its classes, an alignment the slot lacks, the pool dry, no pool yet) goes
+ * to the arena's own hooks, jemalloc's path as if we were not there.  Every
+ * other hook tells the two apart by address (hak_slot_of).
+ *
+ * jemalloc with retain (its default on Linux) grows by mapping ever larger
+ * regions and splitting extents off them; those regions would never come
+ * back, so while a pool is live a growth request is declined and jemalloc
+ * asks for each extent by itself.  Such a request has *commit false on
+ * entry; every other has it true.
+ *
+ * Pool memory is always committed and cannot be purged from here: a purge
+ * fails (jemalloc then frees the extent through dalloc, which returns it to
+ * the pool), a decommit fails, a commit succeeds.  jemalloc may split a
+ * slot's extent and merge the pieces again, never with another slot's.
+ */
+#include <stddef.h>
+#include <sys/mman.h>
+
+#include "adapter.h"
+
+static bool in_slot(struct hak_client *c, const void *addr, void **base, size_t *size)
+{
+	return c && hak_slot_of(c, addr, base, size) == 0;
+}
+
+/* A slot for an extent, or NULL.  Dirty is fine unless jemalloc needs
+ * zeroes (calloc, or its own metadata): then the pool's zeroed slot spares
+ * it the memset. */
+static void *pool_extent(struct hak_client *c, size_t size, size_t alignment, bool *zero)
+{
+	unsigned flags = HAK_ALLOC_POOL_ONLY | (*zero ? 0 : HAK_ALLOC_DIRTY_OK);
+	size_t slot_size = 0;
+	void *p, *base;
+	int r = hak_alloc(c, size, flags, &p);
+
+	if (r < 0)
+		return NULL;
+	if ((uintptr_t)p % alignment || !in_slot(c, p, &base, &slot_size) ||
+	    !hj_pieces_set(p, size)) {
+		hak_free(c, p, size);
+		return NULL;
+	}
+	*zero = r & HAK_ALLOC_ZEROED;
+	hj_count(HJ_EXTENTS_POOL, 1);
+	hj_count(HJ_EXTENTS_ZEROED, *zero);
+	hj_count(HJ_BYTES_ASKED, size);
+	hj_count(HJ_BYTES_SLOTS, slot_size);
+	return p;
+}
+
+static void *forward_alloc(void *new_addr, size_t size, size_t alignment, bool *zero, bool *commit,
+			   unsigned ind)
+{
+	extent_hooks_t *o = hj_orig(ind);
+
+	hj_count(HJ_EXTENTS_FORWARDED, 1);
+	return o->alloc ? o->alloc(o, new_addr, size, alignment, zero, commit, ind) : NULL;
+}
+
+/* A growth request (see the top): declined while a pool is live, and
+ * before the handle is made, so that the next request, made with no
+ * jemalloc lock held, makes it. */
+static bool decline_growth(void)
+{
+	struct hak_client *c;
+
+	if (hj_client_untried())
+		return true;
+	c = hj_client();
+	return c && hj_pool_live(c);
+}
+
+static void *hj_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t alignment, bool *zero,
+		      bool *commit, unsigned ind)
+{
+	struct hak_client *c;
+	void *p;
+
+	if (new_addr)
+		return forward_alloc(new_addr, size, alignment, zero, commit, ind);
+	if (!*commit) {
+		if (decline_growth()) {
+			hj_count(HJ_GROWS_DECLINED, 1);
+			return NULL;
+		}
+		return forward_alloc(new_addr, size, alignment, zero, commit, ind);
+	}
+	c = hj_client();
+	p = c ? pool_extent(c, size, alignment, zero) : NULL;
+	if (!p)
+		return forward_alloc(new_addr, size, alignment, zero, commit, ind);
+	*commit = true;
+	return p;
+}
+
+/* Pool memory going back: 1 when it was (the caller is done), 0 when the
+ * address is not the pool's. */
+static int pool_release(void *addr, size_t size)
+{
+	struct hak_client *c = hj_client_ready();
+	size_t slot_size;
+	void *base;
+	int r;
+
+	if (!in_slot(c, addr, &base, &slot_size))
+		return 0;
+	r = hj_pieces_put(base, size);
+	if (r < 0) {
+		hj_count(HJ_ERRORS, 1);
+	} else if (r == 1) {
+		hak_free(c, base, slot_size);
+		hj_count(HJ_SLOTS_RETURNED, 1);
+	}
+	return 1;
+}
+
+/* What is not the pool's goes to jemalloc's own dalloc, which with retain
+ * keeps the mapping and purges it (unmapping it here instead breaks
+ * jemalloc's bookkeeping of retained regions). */
+static bool hj_dalloc(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned ind)
+{
+	extent_hooks_t *o = hj_orig(ind);
+
+	if (pool_release(addr, size))
+		return false;
+	return o->dalloc ? o->dalloc(o, addr, size, committed, ind) : true;
+}
+
+static void hj_destroy(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigned ind)
+{
+	extent_hooks_t *o = hj_orig(ind);
+
+	if (!pool_release(addr, size) && o->destroy)
+		o->destroy(o, addr, size, committed, ind);
+}
+
+static bool is_pool(const void *addr)
+{
+	size_t slot_size;
+	void *base;
+
+	return in_slot(hj_client_ready(), addr, &base, &slot_size);
+}
+
+/* jemalloc keeps its own extents it frees (retain): decommitted here for
+ * real (an inaccessible, unbacked mapping in place), and while a pool is
+ * live never committed again: jemalloc then asks for a new extent, which
+ * the pool serves, instead of recycling retained pages that fault on every
+ * first touch.  Without a pool, committing maps them back. */
+static bool remap(void *addr, size_t len, int prot)
+{
+	int saved = errno;
+	void *m = mmap(addr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+		       0);
+
+	errno = saved;
+	return m != addr;
+}
+
+static bool hj_commit(extent_hooks_t *h, void *addr, size_t size, size_t off, size_t len,
+		      unsigned ind)
+{
+	struct hak_client *c = hj_client_ready();
+
+	if (is_pool(addr))
+		return false;
+	if (c && hj_pool_live(c))
+		return true;
+	return remap((char *)addr + off, len, PROT_READ | PROT_WRITE);
+}
+
+static bool hj_decommit(extent_hooks_t *h, void *addr, size_t size, size_t off, size_t len,
+			unsigned ind)
+{
+	if (is_pool(addr))
+		return true;
+	return remap((char *)addr + off, len, PROT_NONE);
+}
+
+static bool hj_purge_lazy(extent_hooks_t *h, void *addr, size_t size, size_t off, size_t len,
+			  unsigned ind)
+{
+	extent_hooks_t *o = hj_orig(ind);
+
+	if (is_pool(addr))
+		return true;
+	return o->purge_lazy ? o->purge_lazy(o, addr, size, off, len, ind) : true;
+}
+
+static bool hj_purge_forced(extent_hooks_t *h, void *addr, size_t size, size_t off, size_t len,
+			    unsigned ind)
+{
+	extent_hooks_t *o = hj_orig(ind);
+
+	if (is_pool(addr))
+		return true;
+	return o->purge_forced ? o->purge_forced(o, addr, size, off, len, ind) : true;
+}
+
+static bool hj_split(extent_hooks_t *h, void *addr, size_t size, size_t size_a, size_t size_b,
+		     bool committed, unsigned ind)
+{
+	extent_hooks_t *o = hj_orig(ind);
+	struct hak_client *c = hj_client_ready();
+	size_t slot_size;
+	void *base;
+
+	if (in_slot(c, addr, &base, &slot_size))
+		return (char *)addr + size > (char *)base + slot_size;
+	return o->split ? o->split(o, addr, size, size_a, size_b, committed, ind) : true;
+}
+
+/* Pieces of one slot merge; a slot's piece and anything else never do. */
+static bool hj_merge(extent_hooks_t *h, void *addr_a, size_t size_a, void *addr_b, size_t size_b,
+		     bool committed, unsigned ind)
+{
+	extent_hooks_t *o = hj_orig(ind);
+	struct hak_client *c = hj_client_ready();
+	size_t sa, sb;
+	void *ba, *bb;
+	bool pa = in_slot(c, addr_a, &ba, &sa), pb = in_slot(c, addr_b, &bb, &sb);
+
+	if (pa || pb)
+		return !(pa && pb && ba == bb);
+	return o->merge ? o->merge(o, addr_a, size_a, addr_b, size_b, committed, ind) : true;
+}
+
+extent_hooks_t hj_hooks = {
+	.alloc = hj_alloc,
+	.dalloc = hj_dalloc,
+	.destroy = hj_destroy,
+	.commit = hj_commit,
+	.decommit = hj_decommit,
+	.purge_lazy = hj_purge_lazy,
+	.purge_forced = hj_purge_forced,
+	.split = hj_split,
+	.merge = hj_merge,
+};

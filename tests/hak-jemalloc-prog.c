@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A multi-threaded malloc program for test-jemalloc-adapter: it knows
+ * nothing of hakzerod.  Threads allocate (malloc, calloc: small, slab-sized
+ * and large up to 3 MiB), fill each block with a pattern of their own,
+ * reallocate (grow and shrink, contents kept), check, and pass blocks to
+ * each other through a shared exchange so that blocks are freed by a thread
+ * other than the one that allocated them.  Exit 0 when every check held.
+ *
+ * "hak-jemalloc-prog [expect-pool]": with expect-pool, also fail unless
+ * libhakjemalloc is loaded, served extents from a pool, and saw no bad free.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NTHREADS 4
+#define ITERS 6000
+#define LIVE 16
+#define XCHG 64
+#define MAX_LARGE (3u << 20)
+
+struct block {
+	unsigned char *p;
+	size_t n;
+	unsigned char tag;
+};
+
+static struct block xchg[XCHG];
+static pthread_mutex_t xchg_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long errors;
+
+static uint32_t rnd(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+static size_t pick_size(uint32_t *s)
+{
+	uint32_t r = rnd(s);
+
+	switch (r % 4) {
+	case 0:
+		return 1 + r % 4096; /* small: slabs */
+	case 1:
+		return 8192 + r % (256u << 10);
+	case 2:
+		return (1u << 20) + r % (1u << 20); /* around the 2 MiB classes */
+	default:
+		return 64 + r % MAX_LARGE;
+	}
+}
+
+/* Pattern: tag at the start, the end and every 4 KiB. */
+static void fill(struct block *b)
+{
+	b->p[0] = b->tag;
+	b->p[b->n - 1] = b->tag;
+	for (size_t off = 4096; off < b->n; off += 4096)
+		b->p[off] = b->tag;
+}
+
+static bool intact(const struct block *b, size_t upto)
+{
+	if (b->p[0] != b->tag || (upto == b->n && b->p[b->n - 1] != b->tag))
+		return false;
+	for (size_t off = 4096; off < upto; off += 4096)
+		if (b->p[off] != b->tag)
+			return false;
+	return true;
+}
+
+static bool zeroed(const unsigned char *p, size_t n)
+{
+	for (size_t off = 0; off < n; off += 512)
+		if (p[off])
+			return false;
+	return p[n - 1] == 0;
+}
+
+static void fail(const char *what)
+{
+	__atomic_add_fetch(&errors, 1, __ATOMIC_RELAXED);
+	fprintf(stderr, "hak-jemalloc-prog: %s\n", what);
+}
+
+static void make(struct block *b, uint32_t *s, unsigned char tag)
+{
+	b->n = pick_size(s);
+	b->tag = tag;
+	if (rnd(s) & 1) {
+		b->p = calloc(1, b->n);
+		if (b->p && !zeroed(b->p, b->n))
+			fail("calloc memory is not zero");
+	} else {
+		b->p = malloc(b->n);
+	}
+	if (!b->p) {
+		fail("out of memory");
+		b->n = 0;
+		return;
+	}
+	fill(b);
+}
+
+static void resize(struct block *b, uint32_t *s)
+{
+	size_t n = pick_size(s), keep = n < b->n ? n : b->n;
+	unsigned char *p = realloc(b->p, n);
+
+	if (!p) {
+		fail("realloc failed");
+		return;
+	}
+	b->p = p;
+	if (p[0] != b->tag || (keep > 4096 && p[4096] != b->tag))
+		fail("realloc lost the contents");
+	b->n = n;
+	fill(b);
+}
+
+static void drop(struct block *b)
+{
+	if (b->p && !intact(b, b->n))
+		fail("a block changed under its owner");
+	free(b->p);
+	b->p = NULL;
+}
+
+/* Swap with the exchange: the block another thread left there is ours to
+ * check and free. */
+static void trade(struct block *b, uint32_t *s)
+{
+	struct block other;
+	unsigned k = rnd(s) % XCHG;
+
+	pthread_mutex_lock(&xchg_lock);
+	other = xchg[k];
+	xchg[k] = *b;
+	pthread_mutex_unlock(&xchg_lock);
+	*b = other;
+}
+
+static void *worker(void *arg)
+{
+	uint32_t s = (uint32_t)(uintptr_t)arg * 2654435761u + 1;
+	unsigned char tag = (unsigned char)(0x40 + (uintptr_t)arg);
+	struct block live[LIVE] = {{0}};
+
+	for (int i = 0; i < ITERS; i++) {
+		struct block *b = &live[rnd(&s) % LIVE];
+
+		switch (rnd(&s) % 4) {
+		case 0:
+			if (b->p)
+				resize(b, &s);
+			break;
+		case 1:
+			trade(b, &s);
+			break;
+		default:
+			drop(b);
+			make(b, &s, tag);
+		}
+	}
+	for (int k = 0; k < LIVE; k++)
+		drop(&live[k]);
+	return NULL;
+}
+
+struct hj_stats {
+	uint64_t extents_pool, extents_zeroed, bytes_asked, bytes_slots, extents_forwarded,
+		grows_declined, slots_returned, errors, pool;
+};
+
+static int check_adapter(void)
+{
+	int (*get)(struct hj_stats *, size_t) =
+		(int (*)(struct hj_stats *, size_t))dlsym(RTLD_DEFAULT, "hak_jemalloc_get_stats");
+	struct hj_stats st = {0};
+
+	if (!get || get(&st, sizeof(st)) < 0) {
+		fprintf(stderr, "hak-jemalloc-prog: libhakjemalloc is not loaded\n");
+		return 1;
+	}
+	printf("pool %llu: %llu extents from it (%llu zeroed), %llu forwarded, %llu slots back, "
+	       "%llu bad frees\n",
+	       (unsigned long long)st.pool, (unsigned long long)st.extents_pool,
+	       (unsigned long long)st.extents_zeroed, (unsigned long long)st.extents_forwarded,
+	       (unsigned long long)st.slots_returned, (unsigned long long)st.errors);
+	return st.extents_pool == 0 || st.errors != 0;
+}
+
+int main(int argc, char **argv)
+{
+	pthread_t th[NTHREADS];
+
+	for (uintptr_t i = 0; i < NTHREADS; i++)
+		if (pthread_create(&th[i], NULL, worker, (void *)(i + 1)) != 0)
+			return 1;
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(th[i], NULL);
+	for (int k = 0; k < XCHG; k++)
+		drop(&xchg[k]);
+	if (errors)
+		return 1;
+	if (argc > 1 && strcmp(argv[1], "expect-pool") == 0)
+		return check_adapter();
+	return 0;
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libhakjemalloc keeps jemalloc correct: hak-jemalloc-prog (threads that
+ * allocate, reallocate, write, check and free across threads, knowing
+ * nothing of hakzerod) runs clean under LD_PRELOAD of libjemalloc and the
+ * adapter, in local mode, against a real hakzerod, and in auto mode with no
+ * daemon; each with jemalloc's dirty_decay_ms at its default and at 0 (every
+ * freed extent back to the pool at once).  Under AddressSanitizer the
+ * program cannot run on jemalloc (ASan brings its own malloc): skipped.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hakd-spawn.h"
+
+#define EXIT_SKIP 77
+
+struct run {
+	const char *mode;  /* HAK_MODE */
+	const char *decay; /* MALLOC_CONF, or NULL */
+	const char *sock;  /* HAKZEROD_SOCKET, or NULL */
+};
+
+static int run_prog(const struct run *r)
+{
+	char preload[2048];
+	int status;
+	pid_t pid;
+
+	snprintf(preload, sizeof(preload), "%s %s", JEMALLOC_SO, ADAPTER_SO);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		setenv("LD_PRELOAD", preload, 1);
+		setenv("HAK_MODE", r->mode, 1);
+		if (r->decay)
+			setenv("MALLOC_CONF", r->decay, 1);
+		if (r->sock)
+			setenv("HAKZEROD_SOCKET", r->sock, 1);
+		execl(PROG, PROG, "expect-pool", (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return -errno;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void both_decays(const char *mode, const char *sock)
+{
+	struct run r = {.mode = mode, .sock = sock};
+
+	assert_int_equal(run_prog(&r), 0);
+	r.decay = "dirty_decay_ms:0";
+	assert_int_equal(run_prog(&r), 0);
+}
+
+static void test_local(void **state)
+{
+	both_decays("local", NULL);
+}
+
+static void test_auto_without_daemon(void **state)
+{
+	both_decays("auto", "/nonexistent/hak.sock");
+}
+
+static void test_shared(void **state)
+{
+	struct hakd d;
+
+	if (!hakd_init(&d)) {
+		print_message("skip: $HAKZEROD is not set (make check sets it)\n");
+		skip();
+	}
+	assert_true(hakd_start(&d));
+	both_decays("shared", d.sock);
+	hakd_fini(&d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_local),
+		cmocka_unit_test(test_auto_without_daemon),
+		cmocka_unit_test(test_shared),
+	};
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	printf("SKIP: a sanitizer's runtime replaces malloc; jemalloc cannot be preloaded\n");
+	return EXIT_SKIP;
+#endif
+	if (access(JEMALLOC_SO, R_OK) != 0 || access(ADAPTER_SO, R_OK) != 0) {
+		printf("SKIP: %s or %s is missing\n", JEMALLOC_SO, ADAPTER_SO);
+		return EXIT_SKIP;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
