@@ -31,10 +31,14 @@
 #define DEFAULT_MAX_CLIENTS 1024
 #define DEFAULT_SOCKET_MODE 0666
 
+/* 2M + 4K: what jemalloc asks for a 2 MiB allocation (its size class plus
+ * one page of cache-oblivious offset); without it such requests would find
+ * no class and fall back. */
 static const struct conf_class default_classes[] = {
 	{4 * KIB, 25},
 	{64 * KIB, 25},
-	{2 * MIB, 50},
+	{2 * MIB, 25},
+	{2 * MIB + 4 * KIB, 25},
 };
 
 struct conf *conf_new_defaults(void)

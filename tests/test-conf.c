@@ -76,13 +76,15 @@ static void check_defaults(const struct conf *c)
 	assert_null(c->admin_group);
 	assert_int_equal(c->pool_size, 64 * MIB);
 	assert_int_equal(c->pool_size_max, GIB);
-	assert_int_equal(c->nclasses, 3);
+	assert_int_equal(c->nclasses, 4);
 	assert_int_equal(c->cls[0].size, 4 * KIB);
 	assert_int_equal(c->cls[0].share, 25);
 	assert_int_equal(c->cls[1].size, 64 * KIB);
 	assert_int_equal(c->cls[1].share, 25);
 	assert_int_equal(c->cls[2].size, 2 * MIB);
-	assert_int_equal(c->cls[2].share, 50);
+	assert_int_equal(c->cls[2].share, 25);
+	assert_int_equal(c->cls[3].size, 2 * MIB + 4 * KIB);
+	assert_int_equal(c->cls[3].share, 25);
 	assert_int_equal(c->ready_low, 25);
 	assert_int_equal(c->ready_high, 75);
 	assert_int_equal(c->return_batch, 32);
@@ -315,18 +317,21 @@ static void test_geometry(void **state)
 	struct conf *c = conf_new_defaults();
 	struct hak_class_geom g[HAK_MAX_CLASSES];
 
-	assert_int_equal(conf_geometry(c, 64 * MIB, g), 3);
+	assert_int_equal(conf_geometry(c, 64 * MIB, g), 4);
 	assert_int_equal(g[0].slot_size, 4 * KIB);
 	assert_int_equal(g[0].nslots, 4096);
 	assert_int_equal(g[1].nslots, 256);
-	assert_int_equal(g[2].nslots, 16);
+	assert_int_equal(g[2].nslots, 8);
+	assert_int_equal(g[3].slot_size, 2 * MIB + 4 * KIB);
+	assert_int_equal(g[3].nslots, 7); /* 16 MiB / 2052 KiB, rounded down */
 	assert_int_equal(g[0].ready_low, 1024);
 	assert_int_equal(g[0].ret_batch, 32);
 	/* A tiny pool still gets one slot of every class. */
-	assert_int_equal(conf_geometry(c, 4 * KIB, g), 3);
+	assert_int_equal(conf_geometry(c, 4 * KIB, g), 4);
 	assert_int_equal(g[0].nslots, 1);
 	assert_int_equal(g[1].nslots, 1);
 	assert_int_equal(g[2].nslots, 1);
+	assert_int_equal(g[3].nslots, 1);
 	assert_int_equal(g[2].ready_low, 1);
 	assert_int_equal(conf_watermark(75, 16), 12);
 	assert_int_equal(conf_watermark(75, 1), 1);
@@ -353,7 +358,7 @@ static void test_reload_helpers(void **state)
 	assert_int_equal(n[1], 1); /* ready_low: live */
 	assert_int_equal(conf_keep_restart_settings(c, old), 0);
 	assert_string_equal(c->socket, old->socket);
-	assert_int_equal(c->nclasses, 3);
+	assert_int_equal(c->nclasses, 4);
 	assert_int_equal(c->ready_low, 5);
 	conf_free(c);
 	conf_free(old);
