@@ -5,7 +5,9 @@
 #                           its embedded defaults, run `hakbench page` against
 #                           it, stop it
 #   ./quickstart.sh check   install what is missing, build, run the whole
-#                           test suite (make check, sanitizer build, distcheck)
+#                           test suite (make check, the systemd units in a
+#                           container, ASan/UBSan and TSan builds, the
+#                           daemon under valgrind, fuzzing, distcheck)
 set -eu
 
 cd "$(dirname "$0")"
@@ -13,8 +15,8 @@ top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and the tests need.
-DEB_BUILD="build-essential autoconf automake libtool pkg-config liburing-dev libsystemd-dev libcmocka-dev"
-DEB_CHECK="xz-utils groff-base mandoc"
+DEB_BUILD="build-essential autoconf automake libtool pkg-config liburing-dev libsystemd-dev libcmocka-dev libjemalloc-dev"
+DEB_CHECK="xz-utils groff-base mandoc systemd-container debootstrap valgrind clang libclang-rt-14-dev"
 
 die() {
 	echo "quickstart: $*" >&2
@@ -38,13 +40,18 @@ install_packages() {
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
-# Builds out of tree in $1 (extra configure arguments follow).
-build() {
+# Configures an out-of-tree build in $1 once (extra configure arguments follow).
+configure_in() {
 	dir=$1
 	shift
 	[ -x configure ] || ./autogen.sh >/dev/null
 	mkdir -p "$dir"
-	(cd "$dir" && { [ -f Makefile ] || "$top/configure" -q "$@"; } && make -s -j"$jobs")
+	(cd "$dir" && { [ -f Makefile ] || "$top/configure" -q "$@"; })
+}
+
+# Builds out of tree in $1 (extra configure arguments follow).
+build() {
+	configure_in "$@" && make -s -C "$1" -j"$jobs"
 }
 
 # Starts hakzerod in the background on its embedded defaults (no config file)
@@ -82,10 +89,29 @@ check() {
 	install_packages $DEB_BUILD $DEB_CHECK
 	build build
 	make -C build -j"$jobs" check || { tail -n 100 build/tests/*.log; die "make check failed"; }
+	# The units under a real systemd booted in a container (skipped, saying
+	# why, where systemd-nspawn cannot run).
+	make -C build check-systemd || die "make check-systemd failed"
+	# One minute of mixed load with client and daemon kills and restarts,
+	# bounded daemon CPU and memory; it prints its summary.
+	make -C build soak SOAK_SECONDS=60 || die "make soak failed"
 	# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 	build build-asan --enable-asan
 	make -C build-asan -j"$jobs" check ||
 		{ tail -n 100 build-asan/tests/*.log; die "make check under ASan/UBSan failed"; }
+	# The threaded ring and client unit tests under ThreadSanitizer: only
+	# those are built there.
+	tsan_tests="tests/test-ring tests/test-client"
+	configure_in build-tsan --enable-tsan
+	{ make -s -C build-tsan -j"$jobs" $tsan_tests &&
+		make -C build-tsan check-TESTS TESTS="$tsan_tests"; } ||
+		{ tail -n 100 build-tsan/tests/test-*.log; die "the ring and client tests under TSan failed"; }
+	# hakzerod under valgrind memcheck with real clients.
+	make -C build check-valgrind || die "make check-valgrind failed"
+	# Each libFuzzer harness for 20 s (make check replayed their seeds and
+	# past crashes already); a crash leaves its input in build-fuzz/fuzz/crashes/.
+	configure_in build-fuzz CC=clang --enable-fuzz
+	make -s -C build-fuzz -j"$jobs" fuzz FUZZ_SECONDS=20 || die "make fuzz found a bug"
 	make -C build -j"$jobs" distcheck >build/distcheck.log 2>&1 ||
 		{ tail -n 60 build/distcheck.log; die "make distcheck failed"; }
 	echo "quickstart: all checks passed"
@@ -95,7 +121,7 @@ case "${1:-}" in
 demo) demo ;;
 check) check ;;
 -h | --help | "")
-	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
 	[ -n "${1:-}" ]
 	;;
 *) die "unknown command '$1' (demo or check)" ;;

@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * `page`: allocate -> write -> free, for each class, method, regime and
+ * thread count.
+ *
+ * A run is --pages 4 KiB pages per thread, taken --batch-bytes at a time
+ * (an allocator takes a run of extents, then frees them; a same-slot
+ * ping-pong is no real program).  Every method first has one untimed
+ * warm-up run; then the timed runs of all methods alternate, repeat after
+ * repeat, so that whatever else the machine does lands on every method
+ * alike, and each figure is the median over the repeats.
+ *
+ * What is measured per run:
+ *   ns/page      time of the allocating thread per page: the timed part of
+ *                its loop (bursts only, in the burst regime) / its pages
+ *   pages/s      all threads together
+ *   CPU/page     whole system: the allocating threads' CPU time in the
+ *                timed part, plus for hak methods the daemon's CPU from the
+ *                start of the run until it has gone idle again (the
+ *                zeroing a run causes is charged to that run)
+ *   faults/page  page faults of the process in the run
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "bench.h"
+#include "methods.h"
+#include "page.h"
+
+/* The pause after each burst: the daemon needs ~10-40 us to zero what a
+ * burst returned, and a few more to be woken. */
+#define BURST_GAP_NS (300 * 1000ull)
+#define FILL_BYTE 0xa5
+
+const char *const regime_names[R_NR] = {"burst", "sustained", "stalled"};
+const size_t class_sizes[BENCH_MAX_CLASSES] = {4 * KIB, 64 * KIB, 2 * MIB};
+
+static struct page_result results[R_NR][BENCH_MAX_THREADS][BENCH_MAX_CLASSES][M_NR];
+
+const struct page_result *page_result(enum regime rg, unsigned threads, unsigned cls,
+				      enum method_id m)
+{
+	const struct page_result *r = &results[rg][threads - 1][cls][m];
+
+	return r->done ? r : NULL;
+}
+
+/* One cell being measured. */
+struct cell {
+	struct bench *b;
+	const struct method *m;
+	enum regime rg;
+	size_t size;
+	unsigned allocs;  /* per thread and run */
+	unsigned batch;	  /* slots held at once */
+	unsigned threads; /* allocating threads */
+	pthread_barrier_t bar;
+};
+
+struct worker {
+	struct cell *c;
+	struct mstate *st;
+	uint64_t busy_ns, cpu_ns;
+	void *slot[BATCH_MAX];
+};
+
+/* One run's figures. */
+struct sample {
+	double ns, pps, client_cpu, daemon_cpu;
+	uint64_t faults;
+};
+
+/* ---- the loop ---- */
+
+/* burst: one byte in every page, the touch that faults on fresh memory and
+ * not on a pool page; otherwise every byte, as a program filling new
+ * memory would.  The empty asm keeps the compiler from dropping stores to
+ * memory that is freed next. */
+static void write_slot(void *p, size_t size, bool every_byte)
+{
+	if (every_byte) {
+		memset(p, FILL_BYTE, size);
+	} else {
+		volatile char *c = p;
+
+		for (size_t off = 0; off < size; off += PAGE)
+			c[off] = 1;
+	}
+	__asm__ __volatile__("" : : "r"(p) : "memory");
+}
+
+static void one_batch(struct worker *w, unsigned n)
+{
+	const struct method *m = w->c->m;
+	size_t size = w->c->size;
+	bool every_byte = w->c->rg != R_BURST;
+
+	for (unsigned i = 0; i < n; i++)
+		w->slot[i] = m->take(w->st);
+	for (unsigned i = 0; i < n; i++)
+		write_slot(w->slot[i], size, every_byte);
+	for (unsigned i = 0; i < n; i++)
+		m->give(w->st, w->slot[i]);
+}
+
+static unsigned next_batch(const struct cell *c, unsigned left)
+{
+	return left < c->batch ? left : c->batch;
+}
+
+/* Bursts start together on every thread (the barrier), so that two
+ * threads really allocate at the same time. */
+static void loop_bursts(struct worker *w)
+{
+	const struct cell *c = w->c;
+
+	for (unsigned left = c->allocs, n; left > 0; left -= n) {
+		uint64_t c0, t0;
+
+		n = next_batch(c, left);
+		pthread_barrier_wait(&w->c->bar);
+		c0 = thread_cpu_ns();
+		t0 = now_ns();
+		one_batch(w, n);
+		w->busy_ns += now_ns() - t0;
+		w->cpu_ns += thread_cpu_ns() - c0;
+		sleep_ns(BURST_GAP_NS);
+	}
+}
+
+static void loop_sustained(struct worker *w)
+{
+	const struct cell *c = w->c;
+	uint64_t c0, t0;
+
+	pthread_barrier_wait(&w->c->bar);
+	c0 = thread_cpu_ns();
+	t0 = now_ns();
+	for (unsigned left = c->allocs, n; left > 0; left -= n) {
+		n = next_batch(c, left);
+		one_batch(w, n);
+	}
+	w->busy_ns = now_ns() - t0;
+	w->cpu_ns = thread_cpu_ns() - c0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	w->busy_ns = w->cpu_ns = 0;
+	if (w->c->rg == R_BURST)
+		loop_bursts(w);
+	else
+		loop_sustained(w);
+	return NULL;
+}
+
+/* ---- one run ---- */
+
+static uint64_t pages_per_thread(const struct cell *c)
+{
+	return (uint64_t)c->allocs * (c->size / PAGE);
+}
+
+static void spawn_and_join(struct cell *c, struct worker *w)
+{
+	pthread_t t[BENCH_MAX_THREADS];
+
+	for (unsigned i = 0; i < c->threads; i++)
+		if (pthread_create(&t[i], NULL, worker_main, &w[i]) != 0)
+			die("pthread_create failed");
+	for (unsigned i = 0; i < c->threads; i++)
+		pthread_join(t[i], NULL);
+}
+
+static void run_once(struct cell *c, struct worker *w, struct sample *s)
+{
+	uint64_t pages = pages_per_thread(c), f0 = process_faults(), cpu = 0;
+	int64_t d0 = c->m->hak ? daemon_cpu_ns(c->b) : -1, d1 = -1;
+
+	spawn_and_join(c, w);
+	s->faults = process_faults() - f0;
+	if (d0 >= 0)
+		d1 = daemon_quiesce(c->b);
+	s->ns = s->pps = 0;
+	for (unsigned i = 0; i < c->threads; i++) {
+		double busy = (double)(w[i].busy_ns ? w[i].busy_ns : 1);
+
+		s->ns += busy / (double)pages / c->threads;
+		s->pps += (double)pages * 1e9 / busy;
+		cpu += w[i].cpu_ns;
+	}
+	s->client_cpu = (double)cpu / (double)(pages * c->threads);
+	s->daemon_cpu = d1 >= d0 && d0 >= 0 ? (double)(d1 - d0) / (double)(pages * c->threads) : -1;
+}
+
+/* ---- one cell of the matrix: all methods, one class ---- */
+
+struct group {
+	struct cell cell[M_NR];
+	struct worker w[M_NR][BENCH_MAX_THREADS];
+	struct sample s[M_NR][MAX_REPEATS];
+	struct hak_client_stats served[M_NR];
+};
+
+static struct mstate states[M_NR][BENCH_MAX_THREADS];
+
+static bool method_wanted(const struct bench *b, enum regime rg, int m)
+{
+	if (b->o->methods && !(b->o->methods & (1u << m)))
+		return false;
+	/* Stalled: only what the daemon's absence changes, and the reference. */
+	return rg != R_STALLED || m == M_HAK || m == M_HAK_DIRTY || m == M_RETAIN_MEMSET;
+}
+
+static unsigned batch_of(const struct options *o, size_t size)
+{
+	unsigned n = (unsigned)(o->batch_bytes / size);
+
+	return n < 1 ? 1 : n > BATCH_MAX ? BATCH_MAX : n;
+}
+
+static void cell_init(struct bench *b, struct group *g, int m, enum regime rg, unsigned threads,
+		      size_t size)
+{
+	struct cell *c = &g->cell[m];
+	size_t allocs = ((size_t)b->o->pages * PAGE + size - 1) / size;
+
+	*c = (struct cell){.b = b, .m = &methods[m], .rg = rg, .size = size,
+			   .allocs = (unsigned)allocs, .batch = batch_of(b->o, size),
+			   .threads = threads};
+	pthread_barrier_init(&c->bar, NULL, threads);
+	for (unsigned i = 0; i < threads; i++) {
+		states[m][i].client = b->client;
+		states[m][i].size = size;
+		g->w[m][i] = (struct worker){.c = c, .st = &states[m][i]};
+	}
+}
+
+static void summarize(struct group *g, int m, unsigned repeats, struct page_result *r)
+{
+	double ns[MAX_REPEATS], v[4][MAX_REPEATS];
+	uint64_t faults = 0;
+
+	for (unsigned i = 0; i < repeats; i++) {
+		const struct sample *s = &g->s[m][i];
+
+		ns[i] = s->ns;
+		v[0][i] = s->pps;
+		v[1][i] = s->client_cpu;
+		v[2][i] = s->daemon_cpu;
+		v[3][i] = s->client_cpu + (s->daemon_cpu > 0 ? s->daemon_cpu : 0);
+		faults += s->faults;
+	}
+	r->pages = pages_per_thread(&g->cell[m]) * g->cell[m].threads;
+	r->repeats = repeats;
+	r->ns = median(ns, repeats);
+	r->ns_min = ns[0];
+	r->ns_max = ns[repeats - 1];
+	r->pps = median(v[0], repeats);
+	r->client_cpu = median(v[1], repeats);
+	r->daemon_cpu = g->cell[m].m->hak ? median(v[2], repeats) : -1;
+	r->cpu = median(v[3], repeats);
+	r->faults = (double)faults / (double)(r->pages * repeats);
+	r->served = g->served[m];
+	r->done = true;
+}
+
+static void run_cell(struct bench *b, struct group *g, enum regime rg, unsigned threads,
+		     unsigned cls)
+{
+	unsigned repeats = b->o->repeats;
+
+	for (int m = 0; m < M_NR; m++) {
+		if (!method_wanted(b, rg, m))
+			continue;
+		cell_init(b, g, m, rg, threads, class_sizes[cls]);
+		run_once(&g->cell[m], g->w[m], &g->s[m][0]); /* warm-up: not kept */
+	}
+	for (unsigned r = 0; r < repeats; r++)
+		for (int m = 0; m < M_NR; m++)
+			if (method_wanted(b, rg, m)) {
+				struct hak_client_stats a = bench_stats(b), z;
+
+				run_once(&g->cell[m], g->w[m], &g->s[m][r]);
+				z = bench_stats(b);
+				stats_add_delta(&g->served[m], &a, &z);
+			}
+	for (int m = 0; m < M_NR; m++) {
+		struct page_result *r = &results[rg][threads - 1][cls][m];
+
+		if (!method_wanted(b, rg, m))
+			continue;
+		summarize(g, m, repeats, r);
+		r->connected = bench_connected(b);
+		for (unsigned i = 0; i < threads; i++)
+			mstate_reset(&states[m][i]);
+		pthread_barrier_destroy(&g->cell[m].bar);
+	}
+}
+
+/* ---- output ---- */
+
+static double ratio(const struct page_result *base, double mine, bool cpu)
+{
+	if (!base || mine <= 0)
+		return -1;
+	return cpu ? mine / base->cpu : base->ns / mine;
+}
+
+static void served_text(const struct page_result *r, char *buf, size_t len)
+{
+	const struct hak_client_stats *s = &r->served;
+	double all = (double)(s->alloc_ready + s->alloc_inline_zero + s->alloc_mmap +
+			      s->alloc_dirty + s->alloc_large);
+
+	if (all == 0) {
+		snprintf(buf, len, "nothing");
+		return;
+	}
+	snprintf(buf, len, "ready %.0f%%, own dirty %.0f%%, inline %.0f%%, mmap %.0f%%%s",
+		 100.0 * (double)s->alloc_ready / all, 100.0 * (double)s->alloc_dirty / all,
+		 100.0 * (double)s->alloc_inline_zero / all,
+		 100.0 * (double)(s->alloc_mmap + s->alloc_large) / all,
+		 r->connected ? "" : " (NOT CONNECTED)");
+}
+
+static void fmt_ratio(char *buf, size_t len, double v)
+{
+	if (v < 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.2f", v);
+}
+
+static void table_add(struct table *t, unsigned cls, int m, const struct page_result *r,
+		      const struct page_result *mm, const struct page_result *rm)
+{
+	char name[16], range[40], dcpu[24], x_mm[16], x_rm[16], c_rm[16], served[64];
+
+	snprintf(range, sizeof(range), "%.1f .. %.1f", r->ns_min, r->ns_max);
+	if (r->daemon_cpu >= 0)
+		snprintf(dcpu, sizeof(dcpu), "%.1f", r->daemon_cpu);
+	else
+		snprintf(dcpu, sizeof(dcpu), "-");
+	fmt_ratio(x_mm, sizeof(x_mm), ratio(mm, r->ns, false));
+	fmt_ratio(x_rm, sizeof(x_rm), ratio(rm, r->ns, false));
+	fmt_ratio(c_rm, sizeof(c_rm), ratio(rm, r->cpu, true));
+	if (methods[m].hak)
+		served_text(r, served, sizeof(served));
+	else
+		snprintf(served, sizeof(served), "-");
+	table_row(t, "%s|%s|%.1f|%s|%.2f|%.4f|%.1f|%s|%s|%s|%s|%s",
+		  size_name(class_sizes[cls], name, sizeof(name)), methods[m].name, r->ns, range,
+		  r->pps / 1e6, r->faults, r->cpu, dcpu, x_mm, x_rm, c_rm, served);
+}
+
+static void json_served(struct json *j, const struct page_result *r)
+{
+	const struct hak_client_stats *s = &r->served;
+
+	json_u64(j, "alloc_ready", s->alloc_ready);
+	json_u64(j, "alloc_inline_zero", s->alloc_inline_zero);
+	json_u64(j, "alloc_mmap", s->alloc_mmap);
+	json_u64(j, "alloc_dirty", s->alloc_dirty);
+	json_u64(j, "alloc_large", s->alloc_large);
+	json_u64(j, "doorbells", s->doorbells);
+	json_bool(j, "connected", r->connected);
+}
+
+static void json_add_row(struct bench *b, enum regime rg, unsigned threads, unsigned cls, int m,
+			 const struct page_result *r, const struct page_result *mm,
+			 const struct page_result *rm)
+{
+	struct json j;
+
+	json_begin(&j, "page");
+	json_str(&j, "method", methods[m].name);
+	json_u64(&j, "class_bytes", class_sizes[cls]);
+	json_str(&j, "regime", regime_names[rg]);
+	json_u64(&j, "threads", threads);
+	json_u64(&j, "pages", r->pages);
+	json_u64(&j, "repeats", r->repeats);
+	json_num(&j, "ns_per_page", r->ns, 1);
+	json_num(&j, "min_ns_per_page", r->ns_min, 1);
+	json_num(&j, "max_ns_per_page", r->ns_max, 1);
+	json_num(&j, "pages_per_s", r->pps, 0);
+	json_num(&j, "faults_per_page", r->faults, 4);
+	json_num(&j, "cpu_ns_per_page", r->cpu, 1);
+	json_num(&j, "client_cpu_ns_per_page", r->client_cpu, 1);
+	json_num(&j, "daemon_cpu_ns_per_page", r->daemon_cpu, 1);
+	json_num(&j, "baseline_ratio", ratio(mm, r->ns, false), 2);
+	json_num(&j, "retain_memset_ratio", ratio(rm, r->ns, false), 2);
+	json_num(&j, "cpu_vs_mmap", ratio(mm, r->cpu, true), 3);
+	json_num(&j, "cpu_vs_retain_memset", ratio(rm, r->cpu, true), 3);
+	if (methods[m].hak) {
+		json_served(&j, r);
+		json_num(&j, "mmap_over_hak", ratio(mm, r->ns, false), 2);
+	}
+	json_end(&j, b);
+}
+
+static void report_group(struct bench *b, enum regime rg, unsigned threads)
+{
+	static struct table t;
+	bool any = false;
+
+	table_init(&t, "class|method|>ns/page|>min .. max|>Mpages/s|>faults/page|>CPU ns/page"
+		       "|>daemon CPU ns/page|>x mmap|>x retain-memset|>CPU / retain-memset"
+		       "|served by (hak)");
+	for (unsigned cls = 0; cls < BENCH_MAX_CLASSES; cls++) {
+		const struct page_result *mm = page_result(rg, threads, cls, M_MMAP);
+		const struct page_result *rm = page_result(rg, threads, cls, M_RETAIN_MEMSET);
+
+		for (int m = 0; m < M_NR; m++) {
+			const struct page_result *r = page_result(rg, threads, cls, m);
+
+			if (!r)
+				continue;
+			any = true;
+			table_add(&t, cls, m, r, mm, rm);
+			json_add_row(b, rg, threads, cls, m, r, mm, rm);
+		}
+	}
+	if (any && !b->o->json) {
+		printf("### page, %s, %u thread%s\n\n", regime_names[rg], threads,
+		       threads > 1 ? "s" : "");
+		table_print(&t);
+	}
+}
+
+/* ---- the scenario ---- */
+
+static bool regime_possible(struct bench *b, enum regime rg)
+{
+	if (rg != R_STALLED)
+		return true;
+	if (!b->o->stall_daemon) {
+		fprintf(stderr, "hakbench: page, stalled: skipped (--stall-daemon lets hakbench "
+				"stop the daemon for it)\n");
+		return false;
+	}
+	if (!bench_connected(b) || !daemon_pause(b, true)) {
+		fprintf(stderr, "hakbench: page, stalled: skipped (cannot stop the daemon)\n");
+		return false;
+	}
+	return true;
+}
+
+static bool wanted(unsigned mask, unsigned bit)
+{
+	return !mask || (mask & (1u << bit));
+}
+
+int scenario_page(struct bench *b)
+{
+	static struct group g;
+	const struct options *o = b->o;
+
+	if (o->repeats > MAX_REPEATS)
+		die("page: at most %u repeats", MAX_REPEATS);
+	if (!o->json)
+		printf("## page\n\n%u pages of 4 KiB per thread and run, %u KiB held at once, "
+		       "median of %u runs after a warm-up run.\n\n",
+		       o->pages, o->batch_bytes / KIB, o->repeats);
+	for (int rg = 0; rg < R_NR; rg++) {
+		if (!wanted(o->regimes, rg) || !regime_possible(b, rg))
+			continue;
+		for (unsigned th = 1; th <= BENCH_MAX_THREADS; th++) {
+			if (!wanted(o->threads, th - 1))
+				continue;
+			for (unsigned cls = 0; cls < BENCH_MAX_CLASSES; cls++)
+				if (wanted(o->classes, cls)) {
+					fprintf(stderr, "hakbench: page, %s, %u thread(s), class %zu\n",
+						regime_names[rg], th, class_sizes[cls]);
+					run_cell(b, &g, rg, th, cls);
+					memset(&g, 0, sizeof(g));
+				}
+			report_group(b, rg, th);
+		}
+		if (rg == R_STALLED) {
+			daemon_pause(b, false);
+			daemon_quiesce(b);
+		}
+	}
+	page_targets(b);
+	return 0;
+}
