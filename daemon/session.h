@@ -98,6 +98,9 @@ struct session {
 	struct session_stats st;
 	uint64_t connected_ns;
 	uint64_t offence_log; /* rate limit */
+	/* Doorbell accounting: armings the client took (each allows one ring)
+	 * and rings heard, the latter reset when a flood was counted. */
+	uint64_t bell_tokens, bell_rings;
 	bool huge;
 };
 
@@ -137,6 +140,11 @@ void session_unref(struct session *s);
 /* Takes returns, starts zeroing, refills the ready rings, arms the doorbell.
  * Returns 0, or -EBADMSG / -EPROTO when the client must be cut off. */
 int session_service(struct session *s);
+/* The first step of session_service: accepts what the client pushed on its
+ * return rings, at most one ring's worth per class.  Returns 0, or -EBADMSG
+ * when a ring index is impossible.  On its own so that a fuzzer can drive
+ * the daemon's reading of shared memory without zeroing workers. */
+int session_collect_returns(struct session *s);
 /* session_service, cutting the client off when it must be. */
 void session_service_or_close(struct session *s);
 /* Periodic: service, and trim idle slots that stayed idle long enough. */

@@ -124,6 +124,13 @@ static void back_job(struct session *s, struct session_class *c, struct zero_job
 	}
 }
 
+static unsigned job_slots(const struct session_class *c)
+{
+	uint64_t n = ZERO_JOB_BYTES / c->slot_size;
+
+	return n < 1 ? 1 : n > ZERO_JOB_SLOTS ? ZERO_JOB_SLOTS : (unsigned)n;
+}
+
 static struct zero_job *new_job(struct session *s, unsigned cls)
 {
 	struct session_class *c = &s->cls[cls];
@@ -135,7 +142,7 @@ static struct zero_job *new_job(struct session *s, unsigned cls)
 	job->base = c->base;
 	job->slot_size = c->slot_size;
 	job->cls = cls;
-	while (job->n < ZERO_JOB_SLOTS && c->returned.n > 0) {
+	while (job->n < job_slots(c) && c->returned.n > 0) {
 		uint32_t slot = c->returned.v[--c->returned.n];
 
 		slot_set_state(c, slot, SLOT_ZEROING);
@@ -198,13 +205,22 @@ static int fill_ready(struct session *s, unsigned cls)
 
 /* ---- servicing ---- */
 
-static int service_once(struct session *s)
+int session_collect_returns(struct session *s)
 {
 	int r;
 
 	for (unsigned i = 0; i < s->nclasses; i++)
 		if ((r = collect_returns(s, i)) < 0)
 			return r;
+	return 0;
+}
+
+static int service_once(struct session *s)
+{
+	int r = session_collect_returns(s);
+
+	if (r < 0)
+		return r;
 	dispatch_zeroing(s);
 	for (unsigned i = 0; i < s->nclasses; i++)
 		if ((r = fill_ready(s, i)) < 0)
@@ -242,8 +258,17 @@ int session_service(struct session *s)
 	 * Both sides exchange want_doorbell (read-modify-writes, totally
 	 * ordered): either the client's exchange comes later and sees 1 and
 	 * rings, or ours reads its 0 and, acquiring, sees what it pushed
-	 * before (pairs with the client's exchange in its doorbell path). */
-	hak_xchg_acq_rel(&s->sync->want_doorbell, 1);
+	 * before (pairs with the client's exchange in its doorbell path).
+	 * Finding anything but 1 means the client took the last arming: one
+	 * more ring it may make (on_doorbell counts those it makes beyond).
+	 * While zeroing jobs are in flight their completions service the
+	 * session anyway: arming then would only buy a wakeup (and a system
+	 * call in the client) per return batch, so the doorbell waits until
+	 * the daemon has nothing left to do for this client. */
+	if (s->jobs > 0)
+		return 0;
+	if (hak_xchg_acq_rel(&s->sync->want_doorbell, 1) != 1)
+		s->bell_tokens++;
 	if (work_pending(s))
 		r = service_once(s);
 	return r;
@@ -278,8 +303,12 @@ void session_zero_done(struct zero_job *job)
 		}
 		s->st.zeroed += job->n;
 	}
+	/* Out of flight before the service: it arms the doorbell only when
+	 * no job is. */
+	s->jobs--;
 	session_service_or_close(s);
-	job_finish(job);
+	session_unref(s);
+	free(job);
 }
 
 void session_set_watermarks(struct session *s, unsigned low_pct, unsigned high_pct)

@@ -429,6 +429,7 @@ static void *mpsc_producer(void *arg)
 			batch[i] = hak_desc_make(seq + i, rt->id);
 		if (hak_ring_push_mp(&r->t->r, batch, n)) {
 			seq += n;
+			store_u32(&r->pushed[rt->id], seq); /* progress, for mpsc_time_up */
 			spins = 0;
 		} else {
 			hak_backoff(&spins);
@@ -454,6 +455,24 @@ static const char *mpsc_check(struct race *r, uint32_t my_head, int64_t n, uint3
 	return NULL;
 }
 
+/* Time is up once RACE_RUN_MS have passed and every producer has pushed
+ * something: the ring does not share itself fairly, and under TSan on a
+ * loaded machine one producer can get nothing in for that long.  At the
+ * deadline it is up whatever happened. */
+static bool mpsc_time_up(struct race *r, int64_t stop_at, int64_t deadline_ms)
+{
+	int64_t now = now_ms();
+
+	if (now > deadline_ms)
+		return true;
+	if (now <= stop_at)
+		return false;
+	for (uint32_t p = 0; p < r->nthreads; p++)
+		if (load_u32(&r->pushed[p]) == 0)
+			return false;
+	return true;
+}
+
 /* The consumer drains until the producers have stopped and everything they
  * pushed has arrived. */
 static const char *mpsc_consume(struct race *r, uint32_t *next_seq, int64_t deadline_ms)
@@ -473,7 +492,7 @@ static const char *mpsc_consume(struct race *r, uint32_t *next_seq, int64_t dead
 				return NULL;
 			if (now_ms() > deadline_ms)
 				return "values never published (timed out)";
-			if (now_ms() > stop_at)
+			if (mpsc_time_up(r, stop_at, deadline_ms))
 				store_u32(&r->stop, 1);
 			hak_backoff(&spins);
 			continue;
@@ -483,7 +502,7 @@ static const char *mpsc_consume(struct race *r, uint32_t *next_seq, int64_t dead
 			return err;
 		my_head += (uint32_t)n;
 		hak_ring_sc_release(&r->t->r, my_head);
-		if (now_ms() > stop_at)
+		if (mpsc_time_up(r, stop_at, deadline_ms))
 			store_u32(&r->stop, 1);
 	}
 }
