@@ -87,13 +87,13 @@ static void check_defaults(const struct conf *c)
 	assert_int_equal(c->cls[3].share, 25);
 	assert_int_equal(c->ready_low, 25);
 	assert_int_equal(c->ready_high, 75);
-	assert_int_equal(c->return_batch, 32);
+	assert_int_equal(c->return_batch, 1024);
 	assert_int_equal(c->zero_threads, 1);
 	assert_int_equal(c->zero_method, ZERO_AUTO);
 	assert_int_equal(c->zero_nice, 19);
 	assert_int_equal(c->trim_idle_ms, 30000);
-	assert_int_equal(c->psi_threshold_us, 100000);
-	assert_int_equal(c->psi_window_us, 1000000);
+	assert_int_equal(c->psi_threshold_us, 200000);
+	assert_int_equal(c->psi_window_us, 2000000);
 	assert_int_equal(c->global_budget_pct, 25);
 	assert_int_equal(c->global_budget_bytes, 0);
 	assert_int_equal(c->uid_limit, 4 * GIB);
@@ -325,7 +325,9 @@ static void test_geometry(void **state)
 	assert_int_equal(g[3].slot_size, 2 * MIB + 4 * KIB);
 	assert_int_equal(g[3].nslots, 7); /* 16 MiB / 2052 KiB, rounded down */
 	assert_int_equal(g[0].ready_low, 1024);
-	assert_int_equal(g[0].ret_batch, 32);
+	assert_int_equal(g[0].ret_batch, 1024);
+	assert_int_equal(g[1].ret_batch, 64); /* a quarter of the class */
+	assert_int_equal(g[2].ret_batch, 2);
 	/* A tiny pool still gets one slot of every class. */
 	assert_int_equal(conf_geometry(c, 4 * KIB, g), 4);
 	assert_int_equal(g[0].nslots, 1);
