@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * fork() in shared mode against a real hakzerod (DESIGN "fork()"): a pool
+ * is MAP_SHARED, not copy-on-write, so parent and child must never reach
+ * each other's bytes.  hak-worker fork, per round:
+ *
+ *   - a grandchild writing a page of the parent's pool dies of SIGSEGV:
+ *     the mapping is not inherited, the write cannot land in the parent;
+ *   - the child writes its copy of the parent's private (mmap fallback)
+ *     memory, allocates pages, must be handed zeroes and get a pool of its
+ *     own (an allocation from its own ready ring), frees the parent's
+ *     pages (a no-op in the child), and fills its pages;
+ *   - the parent checks that every word of its pages is still its own,
+ *     allocates and fills more; the child checks its pages in turn;
+ *
+ * while a second thread of the parent allocates and frees throughout, so
+ * the fork lands in the middle of the hot path.  Two such processes run at
+ * once, each forking several times.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define TEST_ALARM_S 120
+#define RUN_MS 60000
+
+static void fail_hook(const char *msg)
+{
+	fail_msg("%s", msg);
+}
+
+static void test_fork_isolation(void **state)
+{
+	struct h_proc *a, *b;
+	char line[H_LINE];
+
+	h_fail_hook = fail_hook;
+	a = h_worker("fork-a", "fork", "--rounds", "8", "--pattern", "0x3c", NULL);
+	b = h_worker("fork-b", "fork", "--rounds", "8", "--pattern", "0xc3", NULL);
+	h_proc_finish(a, RUN_MS, "ok", line, sizeof(line));
+	h_proc_finish(b, RUN_MS, "ok", line, sizeof(line));
+	h_daemon_assert_alive();
+	/* Parents and children (each connected once) all gone. */
+	h_wait_clients(0, "after the fork tests");
+	h_check(h_stats_u64("clients_total") >= 2 + 2 * 8,
+		"children did not get pools of their own");
+	h_fail_hook = NULL;
+}
+
+static int group_setup(void **state)
+{
+	h_write_conf("pool_size 8M\n"
+		     "class 4K 25%%\n"
+		     "class 64K 25%%\n"
+		     "class 2M 50%%\n"
+		     "zero_threads 1\n");
+	h_daemon_start();
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	int r = h_daemon_finish();
+
+	h_cleanup();
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fork_isolation),
+	};
+	int r = h_init("fork", argv[0]);
+
+	if (r)
+		return r;
+	alarm(TEST_ALARM_S);
+	r = cmocka_run_group_tests(tests, group_setup, group_teardown);
+	h_cleanup();
+	return r == 0 ? 0 : 1;
+}
