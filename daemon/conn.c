@@ -247,6 +247,32 @@ static void on_session_sock(struct server *srv, struct watch *w, uint32_t events
 	server_close_session(srv, s, NULL);
 }
 
+/*
+ * A conforming client rings only after taking an arming (want_doorbell
+ * 1 -> 0), once per arming, and session_service counts the armings taken:
+ * rings beyond them are a client ignoring the protocol to keep the daemon
+ * busy.  Past a little slack, every DOORBELL_RINGS_MAX of them count as one
+ * offence.
+ */
+#define DOORBELL_RINGS_MAX 64
+
+/* Counts a flood; returns true when it cut the client off. */
+static bool doorbell_flood(struct server *srv, struct session *s, uint64_t excess)
+{
+	s->st.offences += excess / DOORBELL_RINGS_MAX;
+	srv->st.offences += excess / DOORBELL_RINGS_MAX;
+	s->bell_rings = s->bell_tokens;
+	if (log_ratelimit(&s->offence_log, NSEC_PER_SEC))
+		log_client(LOG_WARNING, s,
+			   "doorbell flood: %" PRIu64 " rings it was not armed for (%" PRIu64
+			   " offences)",
+			   excess, s->st.offences);
+	if (s->st.offences <= SESSION_MAX_OFFENCES)
+		return false;
+	server_close_session(srv, s, "flooded its doorbell");
+	return true;
+}
+
 static void on_doorbell(struct server *srv, struct watch *w, uint32_t events)
 {
 	struct session *s = container_of(w, struct session, bell_w);
@@ -257,6 +283,11 @@ static void on_doorbell(struct server *srv, struct watch *w, uint32_t events)
 	if (read(w->fd, &v, sizeof(v)) == (ssize_t)sizeof(v)) {
 		s->st.doorbells++;
 		srv->st.doorbells++;
+		/* v is what the client added since our last read: its rings. */
+		s->bell_rings += v;
+		if (s->bell_rings > s->bell_tokens + DOORBELL_RINGS_MAX &&
+		    doorbell_flood(srv, s, s->bell_rings - s->bell_tokens))
+			return;
 	}
 	session_service_or_close(s);
 }
