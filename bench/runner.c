@@ -82,14 +82,16 @@ static void find_adapter(struct opts *o)
 		snprintf(o->adapter, sizeof(o->adapter), "%s", env);
 		return;
 	}
-	snprintf(dir, sizeof(dir), "%s", o->exe);
-	dirname(dir);
-	snprintf(o->adapter, sizeof(o->adapter), "%s/%s", dir, ADAPTER_SO);
-	if (readable(o->adapter))
-		return;
-	snprintf(o->adapter, sizeof(o->adapter), "%s/.libs/%s", dir, ADAPTER_SO);
-	if (readable(o->adapter))
-		return;
+	/* A program path too long to leave room: only the installed one. */
+	if (snprintf(dir, sizeof(dir), "%s", o->exe) < (int)sizeof(dir)) {
+		dirname(dir);
+		snprintf(o->adapter, sizeof(o->adapter), "%s/%s", dir, ADAPTER_SO);
+		if (readable(o->adapter))
+			return;
+		snprintf(o->adapter, sizeof(o->adapter), "%s/.libs/%s", dir, ADAPTER_SO);
+		if (readable(o->adapter))
+			return;
+	}
 	snprintf(o->adapter, sizeof(o->adapter), "%s/%s", HAK_LIBDIR, ADAPTER_SONAME);
 }
 
