@@ -8,6 +8,7 @@
  *   output.c     padded Markdown tables and one-JSON-object-per-line output
  *   methods.c    the ways of getting zero-filled memory that `page` compares
  *   page.c       `page`: allocate -> write -> free, ns and CPU per page
+ *   page-report.c  its tables and JSON rows
  *   targets.c    the issue's targets, checked against one `page` run
  *   zerobw.c     `zero`: the daemon's zeroing against one core's bandwidth
  *   latency.c    `latency`: the distribution of one allocation's latency
@@ -106,7 +107,7 @@ struct daemon_counters daemon_counters(const struct bench *b);
 
 #define TABLE_MAX_COLS 14
 #define TABLE_MAX_ROWS 128
-#define TABLE_CELL 64
+#define TABLE_CELL 96
 
 struct table {
 	unsigned ncols, nrows;
@@ -139,15 +140,14 @@ void json_end(struct json *j, const struct bench *b);
 struct target_line {
 	const char *what;
 	double value, limit;
-	bool at_most; /* value <= limit (else >=) */
+	bool at_most;	      /* value <= limit (else >=) */
 	const char *why;      /* when missed: the measured reason */
 	const char *proposal; /* when missed: what would reach it */
 };
 
 /* Prints the lines as a table (and JSON), then the reasons for each one
  * missed.  value < 0: not measured. */
-void targets_report(struct bench *b, const char *scenario, const struct target_line *t,
-		    unsigned n);
+void targets_report(struct bench *b, const char *scenario, const struct target_line *t, unsigned n);
 
 /* ---- scenarios ---- */
 

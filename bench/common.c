@@ -26,6 +26,9 @@
 #define QUIET_WINDOW_NS (2 * 1000 * 1000ull)
 #define QUIET_CPU_NS (20 * 1000ll)
 #define QUIET_MAX_NS (500 * 1000 * 1000ull)
+/* After connecting: the library prefaults the pool in the background
+ * (io_uring), which must not land in the first measurements. */
+#define SETTLE_NS (300 * 1000 * 1000ull)
 
 void die(const char *fmt, ...)
 {
@@ -67,7 +70,8 @@ uint64_t process_faults(void)
 
 void sleep_ns(uint64_t ns)
 {
-	struct timespec ts = {.tv_sec = (time_t)(ns / NS_PER_SEC), .tv_nsec = (long)(ns % NS_PER_SEC)};
+	struct timespec ts = {.tv_sec = (time_t)(ns / NS_PER_SEC),
+			      .tv_nsec = (long)(ns % NS_PER_SEC)};
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -278,10 +282,13 @@ void bench_open(struct bench *b, const struct options *o)
 			bench_socket_path(o), strerror(-r));
 		return;
 	}
-	b->daemon_pid = o->daemon_pid ? o->daemon_pid : daemon_pid_from_status(bench_socket_path(o));
+	b->daemon_pid =
+		o->daemon_pid ? o->daemon_pid : daemon_pid_from_status(bench_socket_path(o));
 	if (!b->daemon_pid)
 		fprintf(stderr, "hakbench: the daemon's pid is unknown (admin STATUS refused; "
 				"--daemon-pid gives it): its CPU is not counted\n");
+	sleep_ns(SETTLE_NS);
+	daemon_quiesce(b);
 }
 
 void bench_close(struct bench *b)

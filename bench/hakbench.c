@@ -257,6 +257,25 @@ static const char *parse_options(int argc, char **argv, struct options *o)
 	return argv[optind];
 }
 
+/* A page run of kernel and libc methods only (as profile starts for mmap)
+ * does not connect: a pool's prefault would land in its profile. */
+static bool needs_client(const char *name, const struct options *o)
+{
+	unsigned hak = 1u << M_HAK | 1u << M_HAK_DIRTY;
+
+	return strcmp(name, "page") != 0 || !o->methods || (o->methods & hak);
+}
+
+static bool scenario_known(const char *name)
+{
+	if (strcmp(name, "all") == 0)
+		return true;
+	for (size_t i = 0; i < NR_SCENARIOS; i++)
+		if (strcmp(name, scenarios[i].name) == 0)
+			return true;
+	return false;
+}
+
 static int run_scenario(struct bench *b, const char *name)
 {
 	int ret = 0;
@@ -267,10 +286,8 @@ static int run_scenario(struct bench *b, const char *name)
 		ret = scenarios[i].run(b);
 		if (ret != 0 && ret != EXIT_SKIP)
 			return ret;
-		if (strcmp(name, "all") != 0)
-			return ret;
 	}
-	return strcmp(name, "all") == 0 ? 0 : -1;
+	return ret;
 }
 
 int main(int argc, char **argv)
@@ -285,18 +302,20 @@ int main(int argc, char **argv)
 	if (argc > 1 && bench_workload_known(argv[1]))
 		return bench_workload_main(argv[1], argc - 1, argv + 1);
 	name = parse_options(argc, argv, &o);
+	if (!scenario_known(name)) {
+		fprintf(stderr, "hakbench: unknown scenario '%s'\n", name);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	self[n > 0 ? n : 0] = '\0';
 	b.self = self;
 	if (o.json_file && !(b.json_file = fopen(o.json_file, "we")))
 		die("--json-file %s: %s", o.json_file, strerror(errno));
-	bench_open(&b, &o);
+	b.o = &o;
+	if (needs_client(name, &o))
+		bench_open(&b, &o);
 	ret = run_scenario(&b, name);
-	if (ret < 0) {
-		fprintf(stderr, "hakbench: unknown scenario '%s'\n", name);
-		usage(stderr);
-		ret = EXIT_USAGE;
-	}
 	bench_close(&b);
 	if (b.json_file)
 		fclose(b.json_file);

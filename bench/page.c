@@ -27,9 +27,6 @@
 #include "methods.h"
 #include "page.h"
 
-/* The pause after each burst: the daemon needs ~10-40 us to zero what a
- * burst returned, and a few more to be woken. */
-#define BURST_GAP_NS (300 * 1000ull)
 #define FILL_BYTE 0xa5
 
 const char *const regime_names[R_NR] = {"burst", "sustained", "stalled"};
@@ -227,8 +224,12 @@ static void cell_init(struct bench *b, struct group *g, int m, enum regime rg, u
 	struct cell *c = &g->cell[m];
 	size_t allocs = ((size_t)b->o->pages * PAGE + size - 1) / size;
 
-	*c = (struct cell){.b = b, .m = &methods[m], .rg = rg, .size = size,
-			   .allocs = (unsigned)allocs, .batch = batch_of(b->o, size),
+	*c = (struct cell){.b = b,
+			   .m = &methods[m],
+			   .rg = rg,
+			   .size = size,
+			   .allocs = (unsigned)allocs,
+			   .batch = batch_of(b->o, size),
 			   .threads = threads};
 	pthread_barrier_init(&c->bar, NULL, threads);
 	for (unsigned i = 0; i < threads; i++) {
@@ -300,136 +301,6 @@ static void run_cell(struct bench *b, struct group *g, enum regime rg, unsigned 
 	}
 }
 
-/* ---- output ---- */
-
-static double ratio(const struct page_result *base, double mine, bool cpu)
-{
-	if (!base || mine <= 0)
-		return -1;
-	return cpu ? mine / base->cpu : base->ns / mine;
-}
-
-static void served_text(const struct page_result *r, char *buf, size_t len)
-{
-	const struct hak_client_stats *s = &r->served;
-	double all = (double)(s->alloc_ready + s->alloc_inline_zero + s->alloc_mmap +
-			      s->alloc_dirty + s->alloc_large);
-
-	if (all == 0) {
-		snprintf(buf, len, "nothing");
-		return;
-	}
-	snprintf(buf, len, "ready %.0f%%, own dirty %.0f%%, inline %.0f%%, mmap %.0f%%%s",
-		 100.0 * (double)s->alloc_ready / all, 100.0 * (double)s->alloc_dirty / all,
-		 100.0 * (double)s->alloc_inline_zero / all,
-		 100.0 * (double)(s->alloc_mmap + s->alloc_large) / all,
-		 r->connected ? "" : " (NOT CONNECTED)");
-}
-
-static void fmt_ratio(char *buf, size_t len, double v)
-{
-	if (v < 0)
-		snprintf(buf, len, "-");
-	else
-		snprintf(buf, len, "%.2f", v);
-}
-
-static void table_add(struct table *t, unsigned cls, int m, const struct page_result *r,
-		      const struct page_result *mm, const struct page_result *rm)
-{
-	char name[16], range[40], dcpu[24], x_mm[16], x_rm[16], c_rm[16], served[64];
-
-	snprintf(range, sizeof(range), "%.1f .. %.1f", r->ns_min, r->ns_max);
-	if (r->daemon_cpu >= 0)
-		snprintf(dcpu, sizeof(dcpu), "%.1f", r->daemon_cpu);
-	else
-		snprintf(dcpu, sizeof(dcpu), "-");
-	fmt_ratio(x_mm, sizeof(x_mm), ratio(mm, r->ns, false));
-	fmt_ratio(x_rm, sizeof(x_rm), ratio(rm, r->ns, false));
-	fmt_ratio(c_rm, sizeof(c_rm), ratio(rm, r->cpu, true));
-	if (methods[m].hak)
-		served_text(r, served, sizeof(served));
-	else
-		snprintf(served, sizeof(served), "-");
-	table_row(t, "%s|%s|%.1f|%s|%.2f|%.4f|%.1f|%s|%s|%s|%s|%s",
-		  size_name(class_sizes[cls], name, sizeof(name)), methods[m].name, r->ns, range,
-		  r->pps / 1e6, r->faults, r->cpu, dcpu, x_mm, x_rm, c_rm, served);
-}
-
-static void json_served(struct json *j, const struct page_result *r)
-{
-	const struct hak_client_stats *s = &r->served;
-
-	json_u64(j, "alloc_ready", s->alloc_ready);
-	json_u64(j, "alloc_inline_zero", s->alloc_inline_zero);
-	json_u64(j, "alloc_mmap", s->alloc_mmap);
-	json_u64(j, "alloc_dirty", s->alloc_dirty);
-	json_u64(j, "alloc_large", s->alloc_large);
-	json_u64(j, "doorbells", s->doorbells);
-	json_bool(j, "connected", r->connected);
-}
-
-static void json_add_row(struct bench *b, enum regime rg, unsigned threads, unsigned cls, int m,
-			 const struct page_result *r, const struct page_result *mm,
-			 const struct page_result *rm)
-{
-	struct json j;
-
-	json_begin(&j, "page");
-	json_str(&j, "method", methods[m].name);
-	json_u64(&j, "class_bytes", class_sizes[cls]);
-	json_str(&j, "regime", regime_names[rg]);
-	json_u64(&j, "threads", threads);
-	json_u64(&j, "pages", r->pages);
-	json_u64(&j, "repeats", r->repeats);
-	json_num(&j, "ns_per_page", r->ns, 1);
-	json_num(&j, "min_ns_per_page", r->ns_min, 1);
-	json_num(&j, "max_ns_per_page", r->ns_max, 1);
-	json_num(&j, "pages_per_s", r->pps, 0);
-	json_num(&j, "faults_per_page", r->faults, 4);
-	json_num(&j, "cpu_ns_per_page", r->cpu, 1);
-	json_num(&j, "client_cpu_ns_per_page", r->client_cpu, 1);
-	json_num(&j, "daemon_cpu_ns_per_page", r->daemon_cpu, 1);
-	json_num(&j, "baseline_ratio", ratio(mm, r->ns, false), 2);
-	json_num(&j, "retain_memset_ratio", ratio(rm, r->ns, false), 2);
-	json_num(&j, "cpu_vs_mmap", ratio(mm, r->cpu, true), 3);
-	json_num(&j, "cpu_vs_retain_memset", ratio(rm, r->cpu, true), 3);
-	if (methods[m].hak) {
-		json_served(&j, r);
-		json_num(&j, "mmap_over_hak", ratio(mm, r->ns, false), 2);
-	}
-	json_end(&j, b);
-}
-
-static void report_group(struct bench *b, enum regime rg, unsigned threads)
-{
-	static struct table t;
-	bool any = false;
-
-	table_init(&t, "class|method|>ns/page|>min .. max|>Mpages/s|>faults/page|>CPU ns/page"
-		       "|>daemon CPU ns/page|>x mmap|>x retain-memset|>CPU / retain-memset"
-		       "|served by (hak)");
-	for (unsigned cls = 0; cls < BENCH_MAX_CLASSES; cls++) {
-		const struct page_result *mm = page_result(rg, threads, cls, M_MMAP);
-		const struct page_result *rm = page_result(rg, threads, cls, M_RETAIN_MEMSET);
-
-		for (int m = 0; m < M_NR; m++) {
-			const struct page_result *r = page_result(rg, threads, cls, m);
-
-			if (!r)
-				continue;
-			any = true;
-			table_add(&t, cls, m, r, mm, rm);
-			json_add_row(b, rg, threads, cls, m, r, mm, rm);
-		}
-	}
-	if (any && !b->o->json) {
-		printf("### page, %s, %u thread%s\n\n", regime_names[rg], threads,
-		       threads > 1 ? "s" : "");
-		table_print(&t);
-	}
-}
-
 /* ---- the scenario ---- */
 
 static bool regime_possible(struct bench *b, enum regime rg)
@@ -461,9 +332,7 @@ int scenario_page(struct bench *b)
 	if (o->repeats > MAX_REPEATS)
 		die("page: at most %u repeats", MAX_REPEATS);
 	if (!o->json)
-		printf("## page\n\n%u pages of 4 KiB per thread and run, %u KiB held at once, "
-		       "median of %u runs after a warm-up run.\n\n",
-		       o->pages, o->batch_bytes / KIB, o->repeats);
+		page_print_head(o);
 	for (int rg = 0; rg < R_NR; rg++) {
 		if (!wanted(o->regimes, rg) || !regime_possible(b, rg))
 			continue;
@@ -472,12 +341,13 @@ int scenario_page(struct bench *b)
 				continue;
 			for (unsigned cls = 0; cls < BENCH_MAX_CLASSES; cls++)
 				if (wanted(o->classes, cls)) {
-					fprintf(stderr, "hakbench: page, %s, %u thread(s), class %zu\n",
+					fprintf(stderr,
+						"hakbench: page, %s, %u thread(s), class %zu\n",
 						regime_names[rg], th, class_sizes[cls]);
 					run_cell(b, &g, rg, th, cls);
 					memset(&g, 0, sizeof(g));
 				}
-			report_group(b, rg, th);
+			page_report(b, rg, th);
 		}
 		if (rg == R_STALLED) {
 			daemon_pause(b, false);

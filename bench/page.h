@@ -22,6 +22,10 @@ enum regime {
 	R_NR,
 };
 
+/* The pause after each burst: the daemon needs ~10-40 us to zero what a
+ * burst returned, and a few more to be woken. */
+#define BURST_GAP_NS (300 * 1000ull)
+
 extern const char *const regime_names[R_NR];
 extern const size_t class_sizes[BENCH_MAX_CLASSES];
 
@@ -43,6 +47,10 @@ struct page_result {
 const struct page_result *page_result(enum regime rg, unsigned threads, unsigned cls,
 				      enum method_id m);
 
+/* page-report.c: what the tables mean, once; then one table (and JSON
+ * rows) per regime and thread count. */
+void page_print_head(const struct options *o);
+void page_report(struct bench *b, enum regime rg, unsigned threads);
 /* targets.c: the targets that `page` measures, as a table. */
 void page_targets(struct bench *b);
 

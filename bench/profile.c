@@ -25,7 +25,7 @@
 
 struct profile {
 	const char *method, *process;
-	double cpu_ms;	 /* sampled CPU time */
+	double cpu_ms;	  /* sampled CPU time */
 	double fault_pct; /* inclusive, under exc_page_fault */
 	double clear_pct; /* self, clear_page* */
 	char top[TOP_SYMBOLS][SYM_MAX];
@@ -117,8 +117,8 @@ static void read_report(const char *data, struct profile *p)
 static pid_t record_daemon(const struct bench *b, const char *data)
 {
 	char pid[16];
-	char *argv[] = {"perf", "record", "-q", "-e", "cpu-clock", "-g", "-o", (char *)data,
-			"-p", pid, NULL};
+	char *argv[] = {"perf", "record",     "-q", "-e", "cpu-clock", "-g",
+			"-o",	(char *)data, "-p", pid,  NULL};
 
 	snprintf(pid, sizeof(pid), "%d", (int)b->daemon_pid);
 	return spawn(argv);
@@ -127,10 +127,31 @@ static pid_t record_daemon(const struct bench *b, const char *data)
 static int record_page(const struct bench *b, const char *method, const char *data)
 {
 	const char *sock = bench_socket_path(b->o);
-	char *argv[] = {"perf", "record", "-q", "-e", "cpu-clock", "-g", "-o", (char *)data,
-			"--", (char *)b->self, "page", "--socket", (char *)sock, "--methods",
-			(char *)method, "--classes", "4K", "--regimes", "sustained", "--threads",
-			"1", "--repeat", PROFILE_REPEATS, "--json", NULL};
+	char *argv[] = {"perf",
+			"record",
+			"-q",
+			"-e",
+			"cpu-clock",
+			"-g",
+			"-o",
+			(char *)data,
+			"--",
+			(char *)b->self,
+			"page",
+			"--socket",
+			(char *)sock,
+			"--methods",
+			(char *)method,
+			"--classes",
+			"4K",
+			"--regimes",
+			"sustained",
+			"--threads",
+			"1",
+			"--repeat",
+			PROFILE_REPEATS,
+			"--json",
+			NULL};
 
 	return wait_ok(spawn(argv));
 }
@@ -155,9 +176,11 @@ static void profile_method(struct bench *b, const char *method, struct profile *
 	if (record_page(b, method, cdata) == 0)
 		read_report(cdata, client);
 	if (dpid > 0) {
+		/* perf exits non-zero on the SIGINT that stops it: read what it
+		 * wrote whatever the status. */
 		kill(dpid, SIGINT);
-		if (wait_ok(dpid) == 0)
-			read_report(ddata, daemon);
+		wait_ok(dpid);
+		read_report(ddata, daemon);
 		unlink(ddata);
 	}
 	unlink(cdata);
@@ -171,8 +194,8 @@ static void add_row(struct bench *b, struct table *t, const struct profile *p)
 	struct json j;
 
 	for (int i = 0; i < TOP_SYMBOLS && p->top[i][0]; i++)
-		snprintf(top + strlen(top), sizeof(top) - strlen(top), "%s%s %.0f%%",
-			 i ? ", " : "", p->top[i], p->top_pct[i]);
+		snprintf(top + strlen(top), sizeof(top) - strlen(top), "%s%s %.0f%%", i ? ", " : "",
+			 p->top[i], p->top_pct[i]);
 	if (!p->ok) {
 		table_row(t, "%s|%s|failed|||", p->method, p->process);
 		return;

@@ -125,7 +125,9 @@ unsigned conf_geometry(const struct conf *c, uint64_t pool_bytes, struct hak_cla
 		g[i].slot_size = c->cls[i].size;
 		g[i].nslots = (uint32_t)(n == 0 ? 1 : min_u64(n, UINT32_MAX));
 		g[i].ready_low = conf_watermark(c->ready_low, g[i].nslots);
-		g[i].ret_batch = c->return_batch;
+		/* A quarter of the class at most: a class of few slots still
+		 * rings for its returns. */
+		g[i].ret_batch = (uint32_t)min_u64(c->return_batch, max_u64(g[i].nslots / 4, 1));
 	}
 	return c->nclasses;
 }

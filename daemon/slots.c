@@ -135,6 +135,7 @@ static struct zero_job *new_job(struct session *s, unsigned cls)
 {
 	struct session_class *c = &s->cls[cls];
 	struct zero_job *job = calloc(1, sizeof(*job));
+	bool unbacked = false;
 
 	if (!job)
 		return NULL;
@@ -147,8 +148,13 @@ static struct zero_job *new_job(struct session *s, unsigned cls)
 
 		slot_set_state(c, slot, SLOT_ZEROING);
 		job->slot[job->n++] = slot;
+		unbacked |= !c->slot[slot].mapped;
 	}
-	qsort(job->slot, job->n, sizeof(job->slot[0]), cmp_u32);
+	/* Sorted, slots to back make longer runs (back_job); once every slot
+	 * is backed the order does not matter, and sorting costs more per
+	 * slot than the bookkeeping around zeroing it. */
+	if (unbacked)
+		qsort(job->slot, job->n, sizeof(job->slot[0]), cmp_u32);
 	s->jobs++;
 	return job;
 }

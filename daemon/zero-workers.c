@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -26,12 +27,14 @@ static struct {
 	pthread_cond_t cond;
 	struct zero_job *queue, **queue_tail; /* FIFO, under lock */
 	struct zero_job *done;		      /* LIFO, under lock */
+	unsigned unsignalled;		      /* done, main loop not woken yet; under lock */
 	bool stopping;			      /* under lock */
 	pthread_t thread[ZERO_MAX_THREADS];
 	unsigned nthreads;
 	int efd;
 	atomic_int nice;
-	enum zero_method method;
+	enum zero_method method;       /* slots below ZERO_LARGE_SLOT */
+	enum zero_method method_large; /* the others */
 	double gbps[ZERO_METHOD_NR];
 	struct zero_stats stats; /* main thread only */
 } zq = {
@@ -39,6 +42,7 @@ static struct {
 	.cond = PTHREAD_COND_INITIALIZER,
 	.efd = -1,
 	.method = ZERO_MEMSET,
+	.method_large = ZERO_MEMSET,
 };
 
 /*
@@ -76,8 +80,11 @@ static int run_job(struct zero_job *job, enum zero_method m)
 	}
 	guard_active = 1;
 	for (; i < job->n; i++)
-		zero_range(m, job->base + (uint64_t)job->slot[i] * job->slot_size, job->slot_size);
+		zero_range_unfenced(m, job->base + (uint64_t)job->slot[i] * job->slot_size,
+				    job->slot_size);
 	guard_active = 0;
+	/* One fence per job, before complete() publishes it. */
+	zero_fence();
 	return 0;
 }
 
@@ -111,16 +118,28 @@ static struct zero_job *next_job(void)
 	return job;
 }
 
+/*
+ * Each wakeup of the main loop costs more than zeroing a few dozen 4 KiB
+ * slots (a context switch, on a VM an IPI), so completions are signalled in
+ * batches: when the worker has nothing queued (it would sleep next, and the
+ * main loop must refill and hand out more), else every ZERO_SIGNAL_JOBS
+ * jobs, which bounds how long a finished job waits to be published.
+ */
 static void complete(struct zero_job *job)
 {
 	static const uint64_t one = 1;
+	bool signal;
 
 	pthread_mutex_lock(&zq.lock);
 	job->next = zq.done;
 	zq.done = job;
+	zq.unsignalled++;
+	signal = !zq.queue || zq.stopping || zq.unsignalled >= ZERO_SIGNAL_JOBS;
+	if (signal)
+		zq.unsignalled = 0;
 	pthread_mutex_unlock(&zq.lock);
 	/* A full counter (never, in practice) still leaves the fd readable. */
-	if (write(zq.efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (signal && write(zq.efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_msg(LOG_ERR, "zeroing thread: cannot signal completion: %m");
 }
 
@@ -135,32 +154,60 @@ static void *worker(void *arg)
 
 		apply_nice(&applied);
 		t0 = now_ns();
-		job->error = run_job(job, zq.method);
+		job->error = run_job(job, zero_method_for(job->slot_size));
 		job->ns = now_ns() - t0;
 		complete(job);
 	}
 	return NULL;
 }
 
+static void log_costs(const char *what, const double ns[ZERO_METHOD_NR])
+{
+	char line[128];
+	size_t n = 0;
+
+	line[0] = '\0';
+	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR && n < sizeof(line); m++)
+		if (ns[m] > 0)
+			n += (size_t)snprintf(line + n, sizeof(line) - n, " %s %.0f",
+					      zero_method_name(m), ns[m]);
+	log_msg(LOG_INFO, "zeroing end to end, ns per page, %s slots:%s", what, line);
+}
+
+/* auto: the cheapest end to end (zero-pick.c), for small and for large
+ * slots; the fastest by bandwidth where that cannot be measured.  A
+ * configured method: that one for every slot. */
 static void pick_method(enum zero_method want)
 {
-	enum zero_method best;
+	struct zero_pick p = {0};
 
-	if (zero_measure(zq.gbps) < 0)
-		memset(zq.gbps, 0, sizeof(zq.gbps));
-	best = zero_fastest(zq.gbps);
+	if (zero_measure(p.gbps) < 0)
+		memset(p.gbps, 0, sizeof(p.gbps));
+	memcpy(zq.gbps, p.gbps, sizeof(zq.gbps));
+	p.small = p.large = zero_fastest(p.gbps);
 	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR; m++)
 		if (zero_method_supported(m))
 			log_msg(LOG_INFO, "zeroing bandwidth: %-9s %6.2f GB/s", zero_method_name(m),
 				zq.gbps[m]);
 	if (want != ZERO_AUTO && !zero_method_supported(want)) {
 		log_msg(LOG_WARNING, "zero_method %s is not supported on this CPU; using %s",
-			zero_method_name(want), zero_method_name(best));
-		want = ZERO_AUTO;
+			zero_method_name(want), zero_method_name(p.small));
+		want = p.small;
 	}
-	zq.method = want == ZERO_AUTO ? best : want;
-	log_msg(LOG_INFO, "zeroing with %s (%s)", zero_method_name(zq.method),
-		want == ZERO_AUTO ? "fastest measured" : "configured");
+	if (want != ZERO_AUTO) {
+		zq.method = zq.method_large = want;
+		log_msg(LOG_INFO, "zeroing with %s (configured)", zero_method_name(want));
+		return;
+	}
+	if (zero_pick_end_to_end(&p) == 0) {
+		log_costs("4K", p.small_ns);
+		log_costs("2M", p.large_ns);
+	}
+	zq.method = p.small;
+	zq.method_large = p.large;
+	log_msg(LOG_INFO, "zeroing with %s, and %s for slots of %uK and more (%s)",
+		zero_method_name(p.small), zero_method_name(p.large), ZERO_LARGE_SLOT >> 10,
+		p.end_to_end ? "cheapest end to end" : "fastest measured");
 }
 
 static int start_threads(unsigned threads)
@@ -184,6 +231,7 @@ int zero_init(unsigned threads, enum zero_method method, int nice)
 	zq.queue = NULL;
 	zq.queue_tail = &zq.queue;
 	zq.done = NULL;
+	zq.unsignalled = 0;
 	zq.stopping = false;
 	atomic_store(&zq.nice, nice);
 	zq.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -289,6 +337,11 @@ void zero_get_stats(struct zero_stats *st)
 enum zero_method zero_current_method(void)
 {
 	return zq.method;
+}
+
+enum zero_method zero_method_for(uint64_t slot_size)
+{
+	return slot_size < ZERO_LARGE_SLOT ? zq.method : zq.method_large;
 }
 
 double zero_current_gbps(void)

@@ -92,19 +92,23 @@ __attribute__((target("avx2"))) static void zero_nt_avx2(char *p, size_t len)
 	memset(p, 0, len);
 }
 
-/* Streaming stores are weakly ordered: the fence makes them visible before
- * whatever publishes the slot (the completion lock, then the ring's release
- * store). */
 static void zero_nt(void *p, size_t len)
 {
 	if (__builtin_cpu_supports("avx2"))
 		zero_nt_avx2(p, len);
 	else
 		zero_nt_sse2(p, len);
+}
+
+/* Streaming stores are weakly ordered: the fence makes them visible before
+ * whatever publishes the slot (the completion lock, then the ring's release
+ * store). */
+void zero_fence(void)
+{
 	_mm_sfence();
 }
 
-int zero_range(enum zero_method m, void *p, size_t len)
+int zero_range_unfenced(enum zero_method m, void *p, size_t len)
 {
 	switch (m) {
 	case ZERO_REP_STOSB:
@@ -128,7 +132,7 @@ bool zero_method_supported(enum zero_method m)
 	return m == ZERO_MEMSET;
 }
 
-int zero_range(enum zero_method m, void *p, size_t len)
+int zero_range_unfenced(enum zero_method m, void *p, size_t len)
 {
 	if (m != ZERO_MEMSET)
 		return -EOPNOTSUPP;
@@ -136,7 +140,20 @@ int zero_range(enum zero_method m, void *p, size_t len)
 	return 0;
 }
 
+void zero_fence(void)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
 #endif
+
+int zero_range(enum zero_method m, void *p, size_t len)
+{
+	int r = zero_range_unfenced(m, p, len);
+
+	zero_fence();
+	return r;
+}
 
 /* Best of rounds, in GB/s. */
 static double measure_one(enum zero_method m, char *buf, size_t len)

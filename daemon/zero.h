@@ -33,6 +33,12 @@ bool zero_method_supported(enum zero_method m);
  * -EOPNOTSUPP for a method this CPU lacks.  Stores are globally visible
  * (fenced) when it returns. */
 int zero_range(enum zero_method m, void *p, size_t len);
+/* The same without the fence: for zeroing many slots, then zero_fence()
+ * once.  A fence after every 4 KiB slot waits each time for the
+ * non-temporal stores to drain, which costs more than the stores. */
+int zero_range_unfenced(enum zero_method m, void *p, size_t len);
+/* Makes every store of zero_range_unfenced before it globally visible. */
+void zero_fence(void);
 
 /* Measures every supported method on a scratch buffer, best of
  * ZERO_MEASURE_ROUNDS; gbps[m] is in GB/s (10^9 bytes), 0 for ZERO_AUTO and
@@ -41,10 +47,45 @@ int zero_measure(double gbps[ZERO_METHOD_NR]);
 /* The fastest measured method. */
 enum zero_method zero_fastest(const double gbps[ZERO_METHOD_NR]);
 
+/* ---- zero_method auto (zero-pick.c) ---- */
+
+/* Slots from this size up are "large": auto picks a method for them apart. */
+#define ZERO_LARGE_SLOT (256u << 10)
+/* The slot sizes auto measures for small and for large slots. */
+#define ZERO_PICK_SMALL (4u << 10)
+#define ZERO_PICK_LARGE (2u << 20)
+
+struct zero_pick {
+	double gbps[ZERO_METHOD_NR];	 /* zero_measure: raw bandwidth */
+	double small_ns[ZERO_METHOD_NR]; /* end to end, ns per 4 KiB page; 0: not measured */
+	double large_ns[ZERO_METHOD_NR];
+	enum zero_method small, large; /* the cheapest for each */
+	bool end_to_end;	       /* false: picked by bandwidth (one CPU only) */
+};
+
+/* Measures every supported method end to end (zeroing on this CPU a region
+ * another CPU dirtied, plus that CPU's writes afterwards) for small and
+ * large slots, and picks the cheapest of each; p->small and p->large stay
+ * as they were when it cannot (-ENOTSUP: no second CPU).  Takes some
+ * 10-50 ms, and pins the calling thread meanwhile.  Returns 0 or -errno. */
+int zero_pick_end_to_end(struct zero_pick *p);
+/* The bandwidths (zero_measure) and the picks by bandwidth, then
+ * zero_pick_end_to_end. */
+int zero_pick_measure(struct zero_pick *p);
+
 /* ---- workers (zero-workers.c) ---- */
 
-#define ZERO_JOB_SLOTS 64
+/* A job is at most ZERO_JOB_SLOTS slots and, past its first slot, at most
+ * ZERO_JOB_BYTES: big enough that the wakeups around a job (the worker's,
+ * the main loop's: several microseconds each, more on a VM) cost little
+ * next to zeroing it, small enough (a few hundred microseconds of zeroing)
+ * that a job of large slots does not keep other clients waiting long. */
+#define ZERO_JOB_SLOTS 256
+#define ZERO_JOB_BYTES (8u << 20)
 #define ZERO_MAX_THREADS 64
+/* A worker wakes the main loop at least once per this many finished jobs
+ * (and whenever its queue runs empty). */
+#define ZERO_SIGNAL_JOBS 4
 
 /* A batch of slots of one class of one pool.  The submitter holds a
  * reference on owner for the job's lifetime; workers never touch owner. */
@@ -83,7 +124,10 @@ void zero_submit(struct zero_job *job);
 struct zero_job *zero_take_done(void);
 
 void zero_get_stats(struct zero_stats *st);
+/* The method for slots below ZERO_LARGE_SLOT (the one status reports). */
 enum zero_method zero_current_method(void);
+/* The method for slots of slot_size bytes. */
+enum zero_method zero_method_for(uint64_t slot_size);
 double zero_current_gbps(void);
 const double *zero_measured_gbps(void);
 

@@ -288,10 +288,15 @@ static void after_returns(struct hak_client *c, struct hak_pool *p, struct hak_c
  * The local cache keeps half its capacity for this client's own use (zeroed
  * inline when the ready ring runs dry, handed back as is to dirty-ok
  * callers) and sends what is above that to the daemon in batches of
- * return_batch, oldest first.  Returning only on overflow would starve the
- * daemon: once the ready ring is dry, allocations drain the cache, frees
- * refill it, and nothing would ever go back to be zeroed off this thread.
+ * return_batch, or RETURN_PUSH_MAX if fewer, oldest first.  Returning only
+ * on overflow would starve the daemon: once the ready ring is dry,
+ * allocations drain the cache, frees refill it, and nothing would ever go
+ * back to be zeroed off this thread.  The doorbell waits for return_batch
+ * returns (after_returns), which may be many pushes: the daemon also finds
+ * them when it looks by itself.
  */
+#define RETURN_PUSH_MAX 32u
+
 static uint32_t cache_keep(const struct hak_class_rt *k)
 {
 	return hak_ring_entries(&k->local) / 2;
@@ -299,9 +304,11 @@ static uint32_t cache_keep(const struct hak_class_rt *k)
 
 static uint32_t cache_return_at(const struct hak_class_rt *k)
 {
-	uint32_t room = hak_ring_entries(&k->local) - cache_keep(k);
+	uint32_t n = hak_ring_entries(&k->local) - cache_keep(k);
 
-	return cache_keep(k) + (k->ret_batch && k->ret_batch < room ? k->ret_batch : room);
+	if (k->ret_batch && k->ret_batch < n)
+		n = k->ret_batch;
+	return cache_keep(k) + (n < RETURN_PUSH_MAX ? n : RETURN_PUSH_MAX);
 }
 
 /* Moves cached slots above the keep mark, plus *extra (a slot the full
