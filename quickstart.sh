@@ -114,7 +114,20 @@ check() {
 	make -s -C build-fuzz -j"$jobs" fuzz FUZZ_SECONDS=20 || die "make fuzz found a bug"
 	make -C build -j"$jobs" distcheck >build/distcheck.log 2>&1 ||
 		{ tail -n 60 build/distcheck.log; die "make distcheck failed"; }
+	summary
+}
+
+# One closing line over the test logs of every build: "N passed, N failed".
+summary() {
+	pass=0 fail=0 skip=0
+	for log in build/test-suite.log build-asan/test-suite.log build-tsan/test-suite.log; do
+		[ -f "$log" ] || continue
+		pass=$((pass + $(sed -n 's/^# PASS: *//p' "$log" | head -n 1)))
+		fail=$((fail + $(sed -n 's/^# FAIL: *//p' "$log" | head -n 1)))
+		skip=$((skip + $(sed -n 's/^# SKIP: *//p' "$log" | head -n 1)))
+	done
 	echo "quickstart: all checks passed"
+	echo "tests: $pass passed, $fail failed, $skip skipped"
 }
 
 case "${1:-}" in
