@@ -110,15 +110,19 @@ static void backed(void *arg, int res)
 }
 
 /* The daemon's mapping of a slot faults on first touch; let io_uring fill
- * those page tables off the worker, in runs of adjacent slots. */
+ * those page tables off the worker, in runs of adjacent slots.  Only runs
+ * whose pages are all in the pool already: populating a hole would
+ * allocate a page charged to the daemon's cgroup, not the client's (the
+ * worker punches such pages instead of writing them, see zero-workers.c). */
 static void back_job(struct session *s, struct session_class *c, struct zero_job *job)
 {
 	for (unsigned i = 0; i < job->n;) {
 		unsigned n = run_len(c, job->slot, i, job->n);
 		uint32_t first = job->slot[i];
+		char *at = c->base + first * c->slot_size;
 
-		if (!c->slot[first].mapped && uring_populate(c->base + first * c->slot_size,
-							     n * c->slot_size, backed, job) == 0)
+		if (!c->slot[first].mapped && zero_all_resident(at, n * c->slot_size) &&
+		    uring_populate(at, n * c->slot_size, backed, job) == 0)
 			job->pending++;
 		i += n;
 	}
@@ -141,6 +145,8 @@ static struct zero_job *new_job(struct session *s, unsigned cls)
 		return NULL;
 	job->owner = session_ref(s);
 	job->base = c->base;
+	job->fd = s->pool_fd;
+	job->file_off = c->pool_off;
 	job->slot_size = c->slot_size;
 	job->cls = cls;
 	while (job->n < job_slots(c) && c->returned.n > 0) {

@@ -6,6 +6,7 @@
  * loop changes slot states; workers see nothing but addresses.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -70,18 +72,92 @@ static int install_sigbus_guard(void)
 	return sigaction(SIGBUS, &sa, NULL) < 0 ? -errno : 0;
 }
 
+/* mincore() vector covering a job's slots, grown as needed; per worker. */
+static __thread unsigned char *resident;
+static __thread size_t resident_len;
+/* false when the vector could not be read for this job: then every page is
+ * written, as a zeroing daemon without this check would. */
+static __thread bool resident_ok;
+
+/* Reads which pages of slots [lo, hi] are in the pool's page cache. */
+static int job_residency(const struct zero_job *job, uint32_t lo, uint32_t hi)
+{
+	size_t len = (size_t)(hi - lo + 1) * job->slot_size, pages = len / HAK_PAGE_SIZE;
+
+	if (pages > resident_len) {
+		unsigned char *v = realloc(resident, pages);
+
+		if (!v)
+			return -ENOMEM;
+		resident = v;
+		resident_len = pages;
+	}
+	return mincore(job->base + (uint64_t)lo * job->slot_size, len, resident) < 0 ? -errno : 0;
+}
+
+/*
+ * Zeroes one slot without allocating memory: the pages in the pool are
+ * written with zeroes; a page that is not (a hole the client punched, or
+ * swapped out) is punched, which reads as zero too.  Writing such a page
+ * would allocate it and charge it to the daemon's cgroup instead of the
+ * client's: a client could push the daemon to its MemoryMax.  (A client
+ * punching between the mincore and the write still gets a page charged to
+ * the daemon, until it punches that page again.)
+ */
+static void zero_slot(const struct zero_job *job, uint32_t slot, uint32_t lo, enum zero_method m)
+{
+	size_t pages = job->slot_size / HAK_PAGE_SIZE;
+	const unsigned char *v = resident + (size_t)(slot - lo) * pages;
+	char *p = job->base + (uint64_t)slot * job->slot_size;
+	uint64_t off = job->file_off + (uint64_t)slot * job->slot_size;
+
+	if (!resident_ok) {
+		zero_range_unfenced(m, p, job->slot_size);
+		return;
+	}
+	for (size_t i = 0, j; i < pages; i = j) {
+		for (j = i + 1; j < pages && (v[j] & 1) == (v[i] & 1); j++)
+			;
+		if (v[i] & 1)
+			zero_range_unfenced(m, p + i * HAK_PAGE_SIZE, (j - i) * HAK_PAGE_SIZE);
+		else
+			fallocate(job->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				  (off_t)(off + i * HAK_PAGE_SIZE),
+				  (off_t)((j - i) * HAK_PAGE_SIZE));
+	}
+}
+
+static void job_span(const struct zero_job *job, uint32_t *lo, uint32_t *hi)
+{
+	*lo = *hi = job->slot[0];
+	for (unsigned i = 1; i < job->n; i++) {
+		if (job->slot[i] < *lo)
+			*lo = job->slot[i];
+		if (job->slot[i] > *hi)
+			*hi = job->slot[i];
+	}
+}
+
 static int run_job(struct zero_job *job, enum zero_method m)
 {
 	volatile unsigned i = 0;
+	volatile uint32_t lo;
+	uint32_t first, hi;
+	int r;
 
+	job_span(job, &first, &hi);
+	lo = first;
+	r = job_residency(job, first, hi);
+	resident_ok = r == 0;
+	if (r < 0)
+		log_msg(LOG_DEBUG, "zeroing: cannot read page residency: %s", strerror(-r));
 	if (sigsetjmp(guard_jmp, 1)) {
 		guard_active = 0;
 		return -EFAULT;
 	}
 	guard_active = 1;
 	for (; i < job->n; i++)
-		zero_range_unfenced(m, job->base + (uint64_t)job->slot[i] * job->slot_size,
-				    job->slot_size);
+		zero_slot(job, job->slot[i], lo, m);
 	guard_active = 0;
 	/* One fence per job, before complete() publishes it. */
 	zero_fence();

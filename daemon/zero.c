@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #endif
 
+#include "hak_layout.h"
 #include "util.h"
 #include "zero.h"
 
@@ -196,4 +197,26 @@ enum zero_method zero_fastest(const double gbps[ZERO_METHOD_NR])
 		if (zero_method_supported(m) && gbps[m] > gbps[best])
 			best = m;
 	return best;
+}
+
+/* mincore() vector bytes read at a time. */
+#define RESIDENT_CHUNK 512
+
+bool zero_all_resident(void *p, size_t len)
+{
+	unsigned char v[RESIDENT_CHUNK];
+
+	for (size_t done = 0; done < len;) {
+		size_t n = len - done;
+
+		if (n > sizeof(v) * HAK_PAGE_SIZE)
+			n = sizeof(v) * HAK_PAGE_SIZE;
+		if (mincore((char *)p + done, n, v) < 0)
+			return false;
+		for (size_t i = 0; i < n / HAK_PAGE_SIZE; i++)
+			if (!(v[i] & 1))
+				return false;
+		done += n;
+	}
+	return true;
 }

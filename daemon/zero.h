@@ -39,6 +39,9 @@ int zero_range(enum zero_method m, void *p, size_t len);
 int zero_range_unfenced(enum zero_method m, void *p, size_t len);
 /* Makes every store of zero_range_unfenced before it globally visible. */
 void zero_fence(void);
+/* Whether every page of [p, p + len) is in its file's page cache (mincore);
+ * false on error.  p is page-aligned. */
+bool zero_all_resident(void *p, size_t len);
 
 /* Measures every supported method on a scratch buffer, best of
  * ZERO_MEASURE_ROUNDS; gbps[m] is in GB/s (10^9 bytes), 0 for ZERO_AUTO and
@@ -92,7 +95,9 @@ int zero_pick_measure(struct zero_pick *p);
 struct zero_job {
 	struct zero_job *next;
 	void *owner;
-	char *base; /* slot 0 of the class in the daemon's mapping */
+	char *base;	   /* slot 0 of the class in the daemon's mapping */
+	int fd;		   /* the pool memfd, to punch pages that are not there */
+	uint64_t file_off; /* offset of slot 0 of the class in the memfd */
 	uint64_t slot_size;
 	unsigned cls;
 	unsigned n;
