@@ -234,6 +234,9 @@ static void *worker(void *arg)
 		job->ns = now_ns() - t0;
 		complete(job);
 	}
+	free(resident);
+	resident = NULL;
+	resident_len = 0;
 	return NULL;
 }
 
