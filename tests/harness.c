@@ -649,3 +649,12 @@ void h_log_wait(const char *needle, unsigned n, unsigned timeout_ms)
 		h_sleep_ms(H_POLL_MS);
 	}
 }
+
+int h_group_teardown(void **state)
+{
+	int r = h_daemon_finish();
+
+	(void)state;
+	h_cleanup();
+	return r;
+}

@@ -143,6 +143,9 @@ void h_daemon_stop(void);
  * -1 (said on stderr) when the daemon had died, did not exit in time or
  * exited non-zero (in a sanitizer build: LeakSanitizer found leaks). */
 int h_daemon_finish(void);
+/* A cmocka group teardown for a test that started one daemon: stops it
+ * (h_daemon_finish) and removes the temporary directory (h_cleanup). */
+int h_group_teardown(void **state);
 pid_t h_daemon_pid(void);
 
 /* Copies the daemon log written since the last flush to stderr. */

@@ -121,14 +121,6 @@ static int group_setup(void **state)
 	return 0;
 }
 
-static int group_teardown(void **state)
-{
-	int r = h_daemon_finish();
-
-	h_cleanup();
-	return r;
-}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -141,7 +133,7 @@ int main(int argc, char **argv)
 	if (r)
 		return r;
 	alarm(TEST_ALARM_S);
-	r = cmocka_run_group_tests(tests, group_setup, group_teardown);
+	r = cmocka_run_group_tests(tests, group_setup, h_group_teardown);
 	h_cleanup();
 	return r == 0 ? 0 : 1;
 }
