@@ -50,10 +50,12 @@
  * (2 MiB of 4 KiB slots). */
 #define HAK_LOCAL_CACHE_MAX 512u
 #define HAK_LOCAL_CACHE_DIV 8u
-/* ...but classes of few (large) slots keep up to this many: the zeroing
- * side needs tens of microseconds per 2 MiB slot, so an allocator cycling
- * large extents faster than that reuses its own (zeroing only what it asks
- * for) instead of falling back to faulting memory.  At most half the class. */
+/* ...but classes of few (large) slots keep this many, or half the class
+ * rounded up to a power of two when that is less (a class of 7 keeps 4): the
+ * zeroing side needs tens of microseconds per 2 MiB slot and its wakeup can
+ * take a scheduler tick (4 ms measured at nice 19), so an allocator cycling
+ * a few large extents reuses its own instead of falling back to faulting
+ * memory. */
 #define HAK_LOCAL_CACHE_MIN 4u
 /* slot_state bit: the slot is in the caller's hands.  Low 32 bits: the
  * generation the slot was handed out with. */

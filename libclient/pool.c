@@ -17,18 +17,20 @@ static size_t align_cl(size_t n)
 	return (n + HAK_CACHELINE - 1) & ~(size_t)(HAK_CACHELINE - 1);
 }
 
-/* Largest power of two <= min(HAK_LOCAL_CACHE_MAX, max(1, nslots / DIV,
- * min(HAK_LOCAL_CACHE_MIN, nslots / 2))). */
+/* Largest power of two <= min(HAK_LOCAL_CACHE_MAX, max(1, nslots / DIV)),
+ * raised to the smallest power of two >= min(HAK_LOCAL_CACHE_MIN,
+ * nslots / 2). */
 static uint32_t local_cache_entries(uint32_t nslots)
 {
 	uint32_t want = nslots / HAK_LOCAL_CACHE_DIV, cap = 1;
 	uint32_t floor = nslots / 2 < HAK_LOCAL_CACHE_MIN ? nslots / 2 : HAK_LOCAL_CACHE_MIN;
 
-	if (want < floor)
-		want = floor;
 	if (want > HAK_LOCAL_CACHE_MAX)
 		want = HAK_LOCAL_CACHE_MAX;
 	while (cap * 2 <= want)
+		cap *= 2;
+	/* The floor rounds up: a class of 7 slots caches 4, not 2. */
+	while (cap < floor)
 		cap *= 2;
 	return cap;
 }
