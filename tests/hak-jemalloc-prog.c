@@ -9,6 +9,13 @@
  *
  * "hak-jemalloc-prog [expect-pool]": with expect-pool, also fail unless
  * libhakjemalloc is loaded, served extents from a pool, and saw no bad free.
+ *
+ * "hak-jemalloc-prog churn": one thread takes and returns 1-2 MiB slabs, two
+ * live, every page written; once warm, every extent jemalloc asks for must
+ * come from the pool (none forwarded to jemalloc's own path, which faults).
+ * Fails when jemalloc's metadata pins the large classes' slots (its base
+ * blocks ask for 2 MiB alignment) or when the client's cache of its own
+ * freed slots is too small to cycle two slabs without the zeroing side.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -180,16 +187,25 @@ struct hj_stats {
 		grows_declined, slots_returned, errors, pool;
 };
 
-static int check_adapter(void)
+static bool adapter_stats(struct hj_stats *st)
 {
 	int (*get)(struct hj_stats *, size_t) =
 		(int (*)(struct hj_stats *, size_t))dlsym(RTLD_DEFAULT, "hak_jemalloc_get_stats");
-	struct hj_stats st = {0};
 
-	if (!get || get(&st, sizeof(st)) < 0) {
+	memset(st, 0, sizeof(*st));
+	if (!get || get(st, sizeof(*st)) < 0) {
 		fprintf(stderr, "hak-jemalloc-prog: libhakjemalloc is not loaded\n");
-		return 1;
+		return false;
 	}
+	return true;
+}
+
+static int check_adapter(void)
+{
+	struct hj_stats st;
+
+	if (!adapter_stats(&st))
+		return 1;
 	printf("pool %llu: %llu extents from it (%llu zeroed), %llu forwarded, %llu slots back, "
 	       "%llu bad frees\n",
 	       (unsigned long long)st.pool, (unsigned long long)st.extents_pool,
@@ -198,10 +214,59 @@ static int check_adapter(void)
 	return st.extents_pool == 0 || st.errors != 0;
 }
 
+#define CHURN_WARM 200
+#define CHURN_STEPS 2000
+#define CHURN_LIVE 2
+
+static void churn_steps(unsigned char **buf, uint32_t *s, int steps)
+{
+	for (int i = 0; i < steps; i++) {
+		unsigned char **b = &buf[i % CHURN_LIVE];
+		size_t n = ((1u << 20) + rnd(s) % (1u << 20)) & ~(size_t)4095;
+
+		free(*b);
+		*b = malloc(n);
+		if (!*b) {
+			fail("out of memory");
+			return;
+		}
+		for (size_t off = 0; off < n; off += 4096)
+			(*b)[off] = 1;
+	}
+}
+
+static int churn(void)
+{
+	unsigned char *buf[CHURN_LIVE] = {NULL};
+	struct hj_stats a, b;
+	uint32_t s = 1;
+
+	churn_steps(buf, &s, CHURN_WARM);
+	if (!adapter_stats(&a))
+		return 1;
+	churn_steps(buf, &s, CHURN_STEPS);
+	if (!adapter_stats(&b))
+		return 1;
+	for (int k = 0; k < CHURN_LIVE; k++)
+		free(buf[k]);
+	printf("churn: pool %llu, %llu extents from it, %llu forwarded, %llu growths declined\n",
+	       (unsigned long long)b.pool, (unsigned long long)(b.extents_pool - a.extents_pool),
+	       (unsigned long long)(b.extents_forwarded - a.extents_forwarded),
+	       (unsigned long long)(b.grows_declined - a.grows_declined));
+	if (b.pool == 0 || b.extents_forwarded != a.extents_forwarded ||
+	    b.extents_pool - a.extents_pool < CHURN_STEPS || b.errors || errors) {
+		fprintf(stderr, "hak-jemalloc-prog: churn: extents left the pool\n");
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	pthread_t th[NTHREADS];
 
+	if (argc > 1 && strcmp(argv[1], "churn") == 0)
+		return churn();
 	for (uintptr_t i = 0; i < NTHREADS; i++)
 		if (pthread_create(&th[i], NULL, worker, (void *)(i + 1)) != 0)
 			return 1;

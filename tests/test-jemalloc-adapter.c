@@ -5,7 +5,9 @@
  * nothing of hakzerod) runs clean under LD_PRELOAD of libjemalloc and the
  * adapter, in local mode, against a real hakzerod, and in auto mode with no
  * daemon; each with jemalloc's dirty_decay_ms at its default and at 0 (every
- * freed extent back to the pool at once).  Under AddressSanitizer the
+ * freed extent back to the pool at once).  With dirty_decay_ms at 0, a
+ * single thread cycling two 1-2 MiB slabs must get every extent from the
+ * pool once warm, in both modes.  Under AddressSanitizer the
  * program cannot run on jemalloc (ASan brings its own malloc): skipped.
  */
 #include <errno.h>
@@ -25,6 +27,7 @@
 #define EXIT_SKIP 77
 
 struct run {
+	const char *what;  /* the program's argument */
 	const char *mode;  /* HAK_MODE */
 	const char *decay; /* MALLOC_CONF, or NULL */
 	const char *sock;  /* HAKZEROD_SOCKET, or NULL */
@@ -47,7 +50,7 @@ static int run_prog(const struct run *r)
 			setenv("MALLOC_CONF", r->decay, 1);
 		if (r->sock)
 			setenv("HAKZEROD_SOCKET", r->sock, 1);
-		execl(PROG, PROG, "expect-pool", (char *)NULL);
+		execl(PROG, PROG, r->what ? r->what : "expect-pool", (char *)NULL);
 		_exit(127);
 	}
 	if (waitpid(pid, &status, 0) != pid)
@@ -69,6 +72,13 @@ static void test_local(void **state)
 	both_decays("local", NULL);
 }
 
+static void test_local_churn(void **state)
+{
+	struct run r = {.what = "churn", .mode = "local", .decay = "dirty_decay_ms:0"};
+
+	assert_int_equal(run_prog(&r), 0);
+}
+
 static void test_auto_without_daemon(void **state)
 {
 	both_decays("auto", "/nonexistent/hak.sock");
@@ -87,12 +97,29 @@ static void test_shared(void **state)
 	hakd_fini(&d);
 }
 
+static void test_shared_churn(void **state)
+{
+	struct hakd d;
+	struct run r = {.what = "churn", .mode = "shared", .decay = "dirty_decay_ms:0"};
+
+	if (!hakd_init(&d)) {
+		print_message("skip: $HAKZEROD is not set (make check sets it)\n");
+		skip();
+	}
+	assert_true(hakd_start(&d));
+	r.sock = d.sock;
+	assert_int_equal(run_prog(&r), 0);
+	hakd_fini(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_local),
+		cmocka_unit_test(test_local_churn),
 		cmocka_unit_test(test_auto_without_daemon),
 		cmocka_unit_test(test_shared),
+		cmocka_unit_test(test_shared_churn),
 	};
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)

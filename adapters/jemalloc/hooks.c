@@ -2,9 +2,15 @@
 /*
  * The extent hooks.  An extent jemalloc asks for comes from a pool slot of
  * the smallest class that fits; whatever the pool cannot serve (larger than
- * its classes, an alignment the slot lacks, the pool dry, no pool yet) goes
- * to the arena's own hooks, jemalloc's path as if we were not there.  Every
- * other hook tells the two apart by address (hak_slot_of).
+ * its classes, the pool dry, no pool yet) goes to the arena's own hooks,
+ * jemalloc's path as if we were not there.  Every other hook tells the two
+ * apart by address (hak_slot_of).
+ *
+ * So does any request aligned beyond a page.  Slots are only page-aligned
+ * by contract, and the one caller that asks for more in practice is
+ * jemalloc's metadata (base blocks, 2 MiB-aligned), which is never freed:
+ * served from the pool it would pin the few 2 MiB slots for good whenever
+ * the pool happens to be 2 MiB-aligned (a local pool always is).
  *
  * jemalloc with retain (its default on Linux) grows by mapping ever larger
  * regions and splitting extents off them; those regions would never come
@@ -89,7 +95,7 @@ static void *hj_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t ali
 		}
 		return forward_alloc(new_addr, size, alignment, zero, commit, ind);
 	}
-	c = hj_client();
+	c = alignment <= HJ_PAGE ? hj_client() : NULL;
 	p = c ? pool_extent(c, size, alignment, zero) : NULL;
 	if (!p)
 		return forward_alloc(new_addr, size, alignment, zero, commit, ind);
