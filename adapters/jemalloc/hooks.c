@@ -152,11 +152,14 @@ static bool is_pool(const void *addr)
 	return in_slot(hj_client_ready(), addr, &base, &slot_size);
 }
 
-/* jemalloc keeps its own extents it frees (retain): decommitted here for
- * real (an inaccessible, unbacked mapping in place), and while a pool is
- * live never committed again: jemalloc then asks for a new extent, which
- * the pool serves, instead of recycling retained pages that fault on every
- * first touch.  Without a pool, committing maps them back. */
+/* jemalloc keeps its own extents it frees (retain).  While a pool is live
+ * they are decommitted for real (an inaccessible, unbacked mapping in
+ * place) and never committed again: jemalloc then asks for a new extent,
+ * which the pool serves, instead of recycling retained pages that fault on
+ * every first touch.  Without a pool, decommit is jemalloc's own (which
+ * declines where the kernel overcommits, so jemalloc purges with one
+ * madvise instead of two mmaps per extent reused), and committing maps back
+ * what was decommitted while a pool was live. */
 static bool remap(void *addr, size_t len, int prot)
 {
 	int saved = errno;
@@ -182,9 +185,14 @@ static bool hj_commit(extent_hooks_t *h, void *addr, size_t size, size_t off, si
 static bool hj_decommit(extent_hooks_t *h, void *addr, size_t size, size_t off, size_t len,
 			unsigned ind)
 {
+	extent_hooks_t *o = hj_orig(ind);
+	struct hak_client *c = hj_client_ready();
+
 	if (is_pool(addr))
 		return true;
-	return remap((char *)addr + off, len, PROT_NONE);
+	if (c && hj_pool_live(c))
+		return remap((char *)addr + off, len, PROT_NONE);
+	return o->decommit ? o->decommit(o, addr, size, off, len, ind) : true;
 }
 
 static bool hj_purge_lazy(extent_hooks_t *h, void *addr, size_t size, size_t off, size_t len,
