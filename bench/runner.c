@@ -39,24 +39,44 @@
 #define MIXED_WIDTHS 2
 static const uint32_t mixed_widths[MIXED_WIDTHS] = {256, 8192};
 
-enum alloc_kind { ALLOC_GLIBC, ALLOC_JEMALLOC, ALLOC_HAK_SHARED, ALLOC_HAK_LOCAL, ALLOC_NR };
-static const char *const alloc_names[ALLOC_NR] = {"glibc", "jemalloc", "jemalloc+hak shared",
-						  "jemalloc+hak local"};
+/* ALLOC_JEMALLOC_AA: stock jemalloc again, an A/A control: its ratio to the
+ * baseline is the run-to-run noise of the machine, the floor under which
+ * no other row's difference means anything. */
+enum alloc_kind {
+	ALLOC_GLIBC,
+	ALLOC_JEMALLOC,
+	ALLOC_JEMALLOC_AA,
+	ALLOC_HAK_SHARED,
+	ALLOC_HAK_LOCAL,
+	ALLOC_NR
+};
+static const char *const alloc_names[ALLOC_NR] = {"glibc", "jemalloc", "jemalloc (A/A control)",
+						  "jemalloc+hak shared", "jemalloc+hak local"};
 
 struct config {
 	enum alloc_kind kind;
 	bool decay0; /* MALLOC_CONF=dirty_decay_ms:0 */
 };
 
+/* Timed runs per configuration: the machine is shared and noisy, so each
+ * figure is the median of several runs, interleaved across configurations
+ * (round 1 of every configuration, then round 2, ...), with the range. */
+#define REPEAT_DEFAULT 5
+#define REPEAT_MAX 31
+
 struct row {
 	struct config cf;
-	struct wl_result r;
+	struct wl_result r;	 /* the run of median throughput */
+	double ops_min, ops_max; /* throughput range over the runs */
+	struct wl_result runs[REPEAT_MAX];
+	unsigned nruns;		  /* runs that succeeded */
 	double pf_pct, clear_pct; /* negative: not measured */
 	bool ok;
 };
 
 struct opts {
 	struct wl_params p;
+	unsigned repeat;
 	bool width_given, perf, child, no_shared;
 	char exe[PATH_MAX];
 	char jemalloc[PATH_MAX];
@@ -246,22 +266,30 @@ static void perf_shares(const char *data, struct row *rw)
 	pclose(f);
 }
 
+/* One more run of a configuration; perf, when asked for, records the first
+ * only (its samples are shares, not times). */
 static void run_config(const struct opts *o, const struct config *cf, struct row *rw)
 {
 	char preload[2 * PATH_MAX + 16], data[PATH_MAX];
+	struct wl_result r;
 	struct argv_buf a;
+	bool first = rw->nruns == 0 && !rw->ok, ok;
 	int fd = -1;
 
 	snprintf(data, sizeof(data), "%s/hakbench-perf-XXXXXX", P_tmpdir);
-	rw->cf = *cf;
-	rw->pf_pct = rw->clear_pct = -1;
-	if (o->perf)
+	if (first) {
+		rw->cf = *cf;
+		rw->pf_pct = rw->clear_pct = -1;
+	}
+	if (o->perf && first)
 		fd = mkstemp(data);
 	child_env(o, cf, preload, sizeof(preload));
 	build_argv(o, cf, fd >= 0 ? data : NULL, preload, &a);
-	rw->ok = run_child(a.v, &rw->r) == 0;
+	ok = run_child(a.v, &r) == 0;
+	if (ok)
+		rw->runs[rw->nruns++] = r;
 	if (fd >= 0) {
-		if (rw->ok)
+		if (ok)
 			perf_shares(data, rw);
 		close(fd);
 		unlink(data);
@@ -278,6 +306,26 @@ static double per_op(uint64_t v, const struct wl_result *r)
 static double ops_per_s(const struct wl_result *r)
 {
 	return r->ns ? (double)r->ops * 1e9 / (double)r->ns : 0;
+}
+
+static int by_throughput(const void *a, const void *b)
+{
+	double x = ops_per_s(a), y = ops_per_s(b);
+
+	return (x > y) - (x < y);
+}
+
+/* The row's figures: the run of median throughput (the lower middle one
+ * for an even count), and the range. */
+static void row_settle(struct row *rw)
+{
+	rw->ok = rw->nruns > 0;
+	if (!rw->ok)
+		return;
+	qsort(rw->runs, rw->nruns, sizeof(rw->runs[0]), by_throughput);
+	rw->r = rw->runs[(rw->nruns - 1) / 2];
+	rw->ops_min = ops_per_s(&rw->runs[0]);
+	rw->ops_max = ops_per_s(&rw->runs[rw->nruns - 1]);
 }
 
 static const struct row *baseline(const struct row *rows, int n, bool decay0)
@@ -299,6 +347,7 @@ static void print_pct(double v)
 static void print_row(const struct opts *o, const struct row *rw, const struct row *base)
 {
 	const struct wl_result *r = &rw->r;
+	double b = base ? ops_per_s(&base->r) : 0;
 
 	printf("| %s", o->p.name);
 	if (strcmp(o->p.name, "mixed") == 0)
@@ -308,12 +357,13 @@ static void print_row(const struct opts *o, const struct row *rw, const struct r
 	       : rw->cf.decay0		  ? "0"
 					  : "default");
 	if (!rw->ok) {
-		printf(" failed | | | | | | | |\n");
+		printf(" failed | | | | | | | | |\n");
 		return;
 	}
-	printf(" %.0f | %.2fx | %.2f | %.2f | %.2f |", ops_per_s(r),
-	       base ? ops_per_s(r) / ops_per_s(&base->r) : 0, per_op(r->faults, r),
-	       per_op(r->sys_busy_ns, r) / 1000, per_op(r->proc_cpu_ns, r) / 1000);
+	printf(" %.0f | %.2fx | %.2f-%.2fx | %.2f | %.2f | %.2f |", ops_per_s(r),
+	       b ? ops_per_s(r) / b : 0, b ? rw->ops_min / b : 0, b ? rw->ops_max / b : 0,
+	       per_op(r->faults, r), per_op(r->sys_busy_ns, r) / 1000,
+	       per_op(r->proc_cpu_ns, r) / 1000);
 	print_pct(rw->pf_pct);
 	print_pct(rw->clear_pct);
 	if (r->bytes_slots)
@@ -325,10 +375,10 @@ static void print_row(const struct opts *o, const struct row *rw, const struct r
 
 static void print_table(const struct opts *o, const struct row *rows, int n)
 {
-	printf("\n| workload | allocator | dirty_decay_ms | ops/s | vs jemalloc | faults/op "
-	       "| system CPU us/op | process CPU us/op | samples in page faults "
+	printf("\n| workload | allocator | dirty_decay_ms | ops/s | vs jemalloc | range "
+	       "| faults/op | system CPU us/op | process CPU us/op | samples in page faults "
 	       "| samples in clear_page* | pool extents (waste) |\n");
-	printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+	printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 	for (int i = 0; i < n; i++)
 		print_row(o, &rows[i], baseline(rows, n, rows[i].cf.decay0));
 	fflush(stdout);
@@ -350,15 +400,21 @@ static int build_configs(const struct opts *o, struct config *cf)
 
 static void run_matrix(struct opts *o)
 {
+	static struct row rows[MAX_ROWS];
 	struct config cf[MAX_ROWS];
-	struct row rows[MAX_ROWS];
 	int n = build_configs(o, cf);
 
-	for (int i = 0; i < n; i++) {
-		fprintf(stderr, "hakbench: %s, %s%s...\n", o->p.name, alloc_names[cf[i].kind],
-			cf[i].decay0 ? ", dirty_decay_ms:0" : "");
-		run_config(o, &cf[i], &rows[i]);
+	memset(rows, 0, sizeof(rows));
+	for (unsigned k = 0; k < o->repeat; k++) {
+		for (int i = 0; i < n; i++) {
+			fprintf(stderr, "hakbench: %s, %s%s, run %u of %u...\n", o->p.name,
+				alloc_names[cf[i].kind], cf[i].decay0 ? ", dirty_decay_ms:0" : "",
+				k + 1, o->repeat);
+			run_config(o, &cf[i], &rows[i]);
+		}
 	}
+	for (int i = 0; i < n; i++)
+		row_settle(&rows[i]);
 	print_table(o, rows, n);
 }
 
@@ -379,8 +435,8 @@ static int run_parent(struct opts *o)
 	o->no_shared = !daemon_answers();
 	if (o->no_shared)
 		fprintf(stderr, "hakbench: no hakzerod answers: skipping the shared-mode rows\n");
-	printf("# %s: %" PRIu64 " steps, seed %" PRIu32 "; %s, %s\n", o->p.name, o->p.steps,
-	       o->p.seed, o->jemalloc, o->adapter);
+	printf("# %s: %" PRIu64 " steps, seed %" PRIu32 ", median of %u runs; %s, %s\n", o->p.name,
+	       o->p.steps, o->p.seed, o->repeat, o->jemalloc, o->adapter);
 	if (strcmp(o->p.name, "mixed") == 0 && !o->width_given) {
 		for (int i = 0; i < MIXED_WIDTHS; i++) {
 			o->p.width = mixed_widths[i];
@@ -410,12 +466,16 @@ static int run_in_child(const struct opts *o)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: hakbench mixed|calloc|churn [--steps N] [--width W] [--seed S] [--perf]\n"
+		"Usage: hakbench mixed|calloc|churn [--steps N] [--width W] [--seed S] [--repeat "
+		"R]\n"
+		"                                   [--perf]\n"
 		"\n"
-		"Runs the workload under glibc malloc, stock jemalloc, and jemalloc with\n"
+		"Runs the workload under glibc malloc, stock jemalloc (twice: the second, an\n"
+		"A/A control, shows the machine's noise), and jemalloc with\n"
 		"libhakjemalloc in shared mode (needs a running hakzerod) and in local mode,\n"
 		"jemalloc with dirty_decay_ms at its default and at 0, each in a fresh process,\n"
-		"and prints a table: throughput and its ratio to stock jemalloc, page faults per\n"
+		"and prints a table: median throughput over R runs (interleaved across the\n"
+		"configurations), its ratio to stock jemalloc and the range, page faults per\n"
 		"operation in the timed loop, whole-system and process CPU per operation, and\n"
 		"with --perf the share of cpu-clock samples in page faults and clear_page*.\n"
 		"\n"
@@ -428,6 +488,7 @@ static void usage(FILE *f)
 		"  -n, --steps N   timed steps\n"
 		"  -w, --width W   mixed: table slots (default: both 256 and 8192)\n"
 		"  -S, --seed S    xorshift32 seed, not 0 (default 1)\n"
+		"  -r, --repeat R  timed runs per configuration, median reported (default 5)\n"
 		"  -p, --perf      record cpu-clock samples with perf(1)\n"
 		"Environment: HAKBENCH_JEMALLOC, HAKBENCH_ADAPTER: the libraries to preload.\n");
 }
@@ -458,13 +519,10 @@ static uint64_t default_steps(const char *name)
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-		{"steps", required_argument, NULL, 'n'},
-		{"width", required_argument, NULL, 'w'},
-		{"seed", required_argument, NULL, 'S'},
-		{"perf", no_argument, NULL, 'p'},
-		{"child", no_argument, NULL, OPT_CHILD},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"steps", required_argument, NULL, 'n'}, {"width", required_argument, NULL, 'w'},
+		{"seed", required_argument, NULL, 'S'},	 {"repeat", required_argument, NULL, 'r'},
+		{"perf", no_argument, NULL, 'p'},	 {"child", no_argument, NULL, OPT_CHILD},
+		{"help", no_argument, NULL, 'h'},	 {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -473,8 +531,9 @@ static void parse(int argc, char **argv, struct opts *o)
 				  .width = mixed_widths[0],
 				  .seed = 1,
 				  .warm_ms = WARM_MS};
+	o->repeat = REPEAT_DEFAULT;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "n:w:S:ph", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:w:S:r:ph", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			o->p.steps = parse_u64(optarg, "--steps");
@@ -485,6 +544,13 @@ static void parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'S':
 			o->p.seed = (uint32_t)parse_u64(optarg, "--seed");
+			break;
+		case 'r':
+			o->repeat = (unsigned)parse_u64(optarg, "--repeat");
+			if (o->repeat > REPEAT_MAX) {
+				fprintf(stderr, "hakbench: --repeat at most %d\n", REPEAT_MAX);
+				exit(EXIT_USAGE);
+			}
 			break;
 		case 'p':
 			o->perf = true;
