@@ -70,6 +70,7 @@ struct row {
 	double ops_min, ops_max; /* throughput range over the runs */
 	struct wl_result runs[REPEAT_MAX];
 	unsigned nruns;		  /* runs that succeeded */
+	unsigned failures;	  /* runs that did not */
 	double pf_pct, clear_pct; /* negative: not measured */
 	bool ok;
 };
@@ -183,6 +184,10 @@ static void build_argv(const struct opts *o, const struct config *cf, const char
 		push(a, "--");
 	}
 	push(a, "env");
+	/* The default rows are jemalloc's defaults, whatever the caller's
+	 * environment says. */
+	push(a, "-u");
+	push(a, "MALLOC_CONF");
 	push(a, preload);
 	if (cf->decay0)
 		push(a, "MALLOC_CONF=dirty_decay_ms:0");
@@ -266,28 +271,31 @@ static void perf_shares(const char *data, struct row *rw)
 	pclose(f);
 }
 
-/* One more run of a configuration; perf, when asked for, records the first
- * only (its samples are shares, not times). */
-static void run_config(const struct opts *o, const struct config *cf, struct row *rw)
+/* One more timed run of a configuration, or with perf_run one under
+ * perf record, whose samples give the shares and whose times are not
+ * counted (perf's own cost would land in them). */
+static void run_config(const struct opts *o, const struct config *cf, struct row *rw, bool perf_run)
 {
 	char preload[2 * PATH_MAX + 16], data[PATH_MAX];
 	struct wl_result r;
 	struct argv_buf a;
-	bool first = rw->nruns == 0 && !rw->ok, ok;
+	bool ok;
 	int fd = -1;
 
 	snprintf(data, sizeof(data), "%s/hakbench-perf-XXXXXX", P_tmpdir);
-	if (first) {
-		rw->cf = *cf;
-		rw->pf_pct = rw->clear_pct = -1;
-	}
-	if (o->perf && first)
+	rw->cf = *cf;
+	if (perf_run) {
 		fd = mkstemp(data);
+		if (fd < 0)
+			return;
+	}
 	child_env(o, cf, preload, sizeof(preload));
 	build_argv(o, cf, fd >= 0 ? data : NULL, preload, &a);
 	ok = run_child(a.v, &r) == 0;
-	if (ok)
+	if (ok && !perf_run)
 		rw->runs[rw->nruns++] = r;
+	if (!ok)
+		rw->failures++;
 	if (fd >= 0) {
 		if (ok)
 			perf_shares(data, rw);
@@ -398,28 +406,45 @@ static int build_configs(const struct opts *o, struct config *cf)
 	return n;
 }
 
-static void run_matrix(struct opts *o)
+static void progress(const struct opts *o, const struct config *cf, const char *what, unsigned k)
+{
+	fprintf(stderr, "hakbench: %s, %s%s, %s %u of %u...\n", o->p.name, alloc_names[cf->kind],
+		cf->decay0 ? ", dirty_decay_ms:0" : "", what, k + 1, o->repeat);
+}
+
+/* Returns the number of runs that failed. */
+static unsigned run_matrix(struct opts *o)
 {
 	static struct row rows[MAX_ROWS];
 	struct config cf[MAX_ROWS];
 	int n = build_configs(o, cf);
+	unsigned failed = 0;
 
 	memset(rows, 0, sizeof(rows));
+	for (int i = 0; i < n; i++)
+		rows[i].pf_pct = rows[i].clear_pct = -1;
+	for (int i = 0; o->perf && i < n; i++) {
+		progress(o, &cf[i], "perf run", 0);
+		run_config(o, &cf[i], &rows[i], true);
+	}
 	for (unsigned k = 0; k < o->repeat; k++) {
 		for (int i = 0; i < n; i++) {
-			fprintf(stderr, "hakbench: %s, %s%s, run %u of %u...\n", o->p.name,
-				alloc_names[cf[i].kind], cf[i].decay0 ? ", dirty_decay_ms:0" : "",
-				k + 1, o->repeat);
-			run_config(o, &cf[i], &rows[i]);
+			progress(o, &cf[i], "run", k);
+			run_config(o, &cf[i], &rows[i], false);
 		}
 	}
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		row_settle(&rows[i]);
+		failed += rows[i].failures;
+	}
 	print_table(o, rows, n);
+	return failed;
 }
 
 static int run_parent(struct opts *o)
 {
+	unsigned failed = 0;
+
 	find_libraries(o);
 	if (!readable(o->adapter) || !readable(o->jemalloc)) {
 		fprintf(stderr,
@@ -440,11 +465,15 @@ static int run_parent(struct opts *o)
 	if (strcmp(o->p.name, "mixed") == 0 && !o->width_given) {
 		for (int i = 0; i < MIXED_WIDTHS; i++) {
 			o->p.width = mixed_widths[i];
-			run_matrix(o);
+			failed += run_matrix(o);
 		}
-		return 0;
+	} else {
+		failed = run_matrix(o);
 	}
-	run_matrix(o);
+	if (failed) {
+		fprintf(stderr, "hakbench: %u run(s) failed (their rows say so)\n", failed);
+		return 1;
+	}
 	return 0;
 }
 
@@ -466,9 +495,8 @@ static int run_in_child(const struct opts *o)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: hakbench mixed|calloc|churn [--steps N] [--width W] [--seed S] [--repeat "
-		"R]\n"
-		"                                   [--perf]\n"
+		"Usage: hakbench mixed|calloc|churn [--steps N] [--width W] [--seed S]\n"
+		"                                   [--repeat R] [--socket PATH] [--perf]\n"
 		"\n"
 		"Runs the workload under glibc malloc, stock jemalloc (twice: the second, an\n"
 		"A/A control, shows the machine's noise), and jemalloc with\n"
@@ -489,19 +517,26 @@ static void usage(FILE *f)
 		"  -w, --width W   mixed: table slots (default: both 256 and 8192)\n"
 		"  -S, --seed S    xorshift32 seed, not 0 (default 1)\n"
 		"  -r, --repeat R  timed runs per configuration, median reported (default 5)\n"
-		"  -p, --perf      record cpu-clock samples with perf(1)\n"
-		"Environment: HAKBENCH_JEMALLOC, HAKBENCH_ADAPTER: the libraries to preload.\n");
+		"  -s, --socket P  hakzerod's socket (default $HAKZEROD_SOCKET or\n"
+		"                  /run/hakzerod/hakzerod.sock)\n"
+		"  -p, --perf      one more run per configuration under perf record -e\n"
+		"                  cpu-clock, not timed: the sample shares\n"
+		"Environment: HAKBENCH_JEMALLOC, HAKBENCH_ADAPTER: the libraries to preload.\n"
+		"MALLOC_CONF is cleared in the children: default rows run on jemalloc's defaults.\n"
+		"Exit status: 0, 1 when a run failed (its row says so), 2 on bad usage, 77 when\n"
+		"jemalloc or the adapter is missing.\n");
 }
 
-static uint64_t parse_u64(const char *s, const char *what)
+/* A number in 1..max, or exit with a message naming the option. */
+static uint64_t parse_u64(const char *s, const char *what, uint64_t max)
 {
 	char *end;
 	unsigned long long v;
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || *end || end == s || v == 0 || v > UINT32_MAX * 64ull) {
-		fprintf(stderr, "hakbench: bad %s '%s'\n", what, s);
+	if (errno || *end || end == s || *s == '-' || v == 0 || v > max) {
+		fprintf(stderr, "hakbench: bad %s '%s' (1..%" PRIu64 ")\n", what, s, max);
 		exit(EXIT_USAGE);
 	}
 	return v;
@@ -515,14 +550,22 @@ static uint64_t default_steps(const char *name)
 }
 
 #define OPT_CHILD 256
+#define MAX_STEPS (UINT32_MAX * 64ull)
+/* mixed's table: 16M pointers, 128 MiB. */
+#define MAX_WIDTH (1u << 24)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-		{"steps", required_argument, NULL, 'n'}, {"width", required_argument, NULL, 'w'},
-		{"seed", required_argument, NULL, 'S'},	 {"repeat", required_argument, NULL, 'r'},
-		{"perf", no_argument, NULL, 'p'},	 {"child", no_argument, NULL, OPT_CHILD},
-		{"help", no_argument, NULL, 'h'},	 {NULL, 0, NULL, 0},
+		{"steps", required_argument, NULL, 'n'},
+		{"width", required_argument, NULL, 'w'},
+		{"seed", required_argument, NULL, 'S'},
+		{"repeat", required_argument, NULL, 'r'},
+		{"perf", no_argument, NULL, 'p'},
+		{"child", no_argument, NULL, OPT_CHILD},
+		{"socket", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -533,22 +576,25 @@ static void parse(int argc, char **argv, struct opts *o)
 				  .warm_ms = WARM_MS};
 	o->repeat = REPEAT_DEFAULT;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "n:w:S:r:ph", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:w:S:r:s:ph", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			o->p.steps = parse_u64(optarg, "--steps");
+			o->p.steps = parse_u64(optarg, "--steps", MAX_STEPS);
 			break;
 		case 'w':
-			o->p.width = (uint32_t)parse_u64(optarg, "--width");
+			o->p.width = (uint32_t)parse_u64(optarg, "--width", MAX_WIDTH);
 			o->width_given = true;
 			break;
 		case 'S':
-			o->p.seed = (uint32_t)parse_u64(optarg, "--seed");
+			o->p.seed = (uint32_t)parse_u64(optarg, "--seed", UINT32_MAX);
 			break;
 		case 'r':
-			o->repeat = (unsigned)parse_u64(optarg, "--repeat");
-			if (o->repeat > REPEAT_MAX) {
-				fprintf(stderr, "hakbench: --repeat at most %d\n", REPEAT_MAX);
+			o->repeat = (unsigned)parse_u64(optarg, "--repeat", REPEAT_MAX);
+			break;
+		case 's':
+			/* The children and the probe find the daemon here. */
+			if (setenv("HAKZEROD_SOCKET", optarg, 1) < 0) {
+				perror("hakbench: setenv");
 				exit(EXIT_USAGE);
 			}
 			break;
