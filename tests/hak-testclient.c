@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -32,8 +33,14 @@
 #include <unistd.h>
 
 #include "hakclient.h"
+#include "testutil.h"
+
+#define PROG "hak-testclient"
 
 #define PAGE 4096u
+/* --pattern: a byte that is not 0, so that it tells ours from zeroed. */
+#define PATTERN_MIN 1
+#define PATTERN_MAX 255
 #define MAX_CLASSES 8
 /* Requests above the largest class are served by mmap; test one of those. */
 #define LARGE_EXTRA PAGE
@@ -818,20 +825,6 @@ static void usage(FILE *f)
 		   "  --pattern BYTE  this process's fill byte (1..255)\n");
 }
 
-static unsigned parse_uint(const char *s, const char *what)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 0);
-	if (errno || *end || end == s || v > UINT32_MAX) {
-		fprintf(stderr, "hak-testclient: bad %s '%s'\n", what, s);
-		exit(2);
-	}
-	return (unsigned)v;
-}
-
 static unsigned parse_mode(const char *s)
 {
 	if (strcmp(s, "zero") == 0)
@@ -840,7 +833,7 @@ static unsigned parse_mode(const char *s)
 		return MODE_DIRTY;
 	if (strcmp(s, "mixed") == 0)
 		return MODE_MIXED;
-	fprintf(stderr, "hak-testclient: bad mode '%s'\n", s);
+	fprintf(stderr, PROG ": bad mode '%s'\n", s);
 	exit(2);
 }
 
@@ -853,7 +846,7 @@ static void parse_batch(const char *s, struct opts *o)
 	snprintf(buf, sizeof(buf), "%s", s);
 	for (tok = strtok_r(buf, ",", &save); tok && c < MAX_CLASSES;
 	     tok = strtok_r(NULL, ",", &save))
-		o->batch[c++] = parse_uint(tok, "batch");
+		o->batch[c++] = tu_parse_uint(PROG, "--batch", tok, 0, UINT_MAX);
 }
 
 static void parse_opts(int argc, char **argv, struct opts *o)
@@ -881,19 +874,20 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			o->socket = optarg;
 			break;
 		case 'p':
-			o->pattern = parse_uint(optarg, "pattern");
+			o->pattern =
+				tu_parse_uint(PROG, "--pattern", optarg, PATTERN_MIN, PATTERN_MAX);
 			break;
 		case 'r':
-			o->rounds = parse_uint(optarg, "rounds");
+			o->rounds = tu_parse_uint(PROG, "--rounds", optarg, 0, UINT_MAX);
 			break;
 		case 't':
-			o->seconds = parse_uint(optarg, "seconds");
+			o->seconds = tu_parse_uint(PROG, "--seconds", optarg, 0, UINT_MAX);
 			break;
 		case 'T':
-			o->threads = parse_uint(optarg, "threads");
+			o->threads = tu_parse_uint(PROG, "--threads", optarg, 0, UINT_MAX);
 			break;
 		case 'n':
-			o->pages = parse_uint(optarg, "pages");
+			o->pages = tu_parse_uint(PROG, "--pages", optarg, 0, UINT_MAX);
 			break;
 		case 'm':
 			o->flags_mode = parse_mode(optarg);
@@ -914,10 +908,6 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			usage(stderr);
 			exit(2);
 		}
-	}
-	if (o->pattern == 0 || o->pattern > 255) {
-		fprintf(stderr, "hak-testclient: --pattern must be 1..255\n");
-		exit(2);
 	}
 }
 
@@ -940,7 +930,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(&o);
-	fprintf(stderr, "hak-testclient: unknown command '%s'\n", argv[1]);
+	fprintf(stderr, PROG ": unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
 }

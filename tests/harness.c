@@ -22,6 +22,8 @@
 #include "harness.h"
 
 #define ARGS_MAX 40
+/* The test programs h_init looks for: hak-worker, hak-hostile, hak-testclient. */
+#define SIBLINGS_MAX 3
 
 void (*h_fail_hook)(const char *msg);
 int h_child_stderr = -1;
@@ -78,7 +80,7 @@ static const char *exe_env(const char *name)
  * names another. */
 static const char *sibling(const char *env, const char *prog)
 {
-	static char paths[2][PATH_MAX];
+	static char paths[SIBLINGS_MAX][PATH_MAX];
 	static unsigned n;
 	char self[PATH_MAX];
 	ssize_t len;
@@ -86,14 +88,22 @@ static const char *sibling(const char *env, const char *prog)
 	if (exe_env(env))
 		return exe_env(env);
 	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (len <= 0 || n >= 2)
+	if (len <= 0 || n >= SIBLINGS_MAX)
 		return NULL;
 	self[len] = '\0';
 	snprintf(paths[n], sizeof(paths[n]), "%s/%s", dirname(self), prog);
 	return access(paths[n], X_OK) == 0 ? paths[n++] : NULL;
 }
 
-int h_init(const char *name, const char *argv0)
+/* Whether every program in need was found. */
+static bool have_programs(unsigned need)
+{
+	return h_env.hakzerod && (!(need & H_NEED_WORKER) || h_env.worker) &&
+	       (!(need & H_NEED_HOSTILE) || h_env.hostile) &&
+	       (!(need & H_NEED_TESTCLIENT) || h_env.testclient);
+}
+
+int h_init_need(const char *name, const char *argv0, unsigned need)
 {
 	const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 
@@ -101,10 +111,13 @@ int h_init(const char *name, const char *argv0)
 	h_env.hakctl = exe_env("HAKCTL");
 	h_env.worker = sibling("HAK_WORKER", "hak-worker");
 	h_env.hostile = sibling("HAK_HOSTILE", "hak-hostile");
-	if (!h_env.hakzerod || !h_env.worker || !h_env.hostile) {
-		printf("SKIP: %s: $HAKZEROD and the test programs hak-worker, hak-hostile must "
-		       "be built (run through `make check`)\n",
-		       argv0);
+	h_env.testclient = sibling("HAK_TESTCLIENT", "hak-testclient");
+	if (!have_programs(need)) {
+		printf("SKIP: %s: $HAKZEROD and the test programs%s%s%s must be built (run "
+		       "through `make check`)\n",
+		       argv0, need & H_NEED_WORKER ? " hak-worker" : "",
+		       need & H_NEED_HOSTILE ? " hak-hostile" : "",
+		       need & H_NEED_TESTCLIENT ? " hak-testclient" : "");
 		return H_EXIT_SKIP;
 	}
 	if ((size_t)snprintf(h_env.dir, sizeof(h_env.dir), "%s/hak-%s-XXXXXX", tmp, name) >=
@@ -123,6 +136,11 @@ int h_init(const char *name, const char *argv0)
 	 * failure by the test, not as a SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
+}
+
+int h_init(const char *name, const char *argv0)
+{
+	return h_init_need(name, argv0, H_NEED_WORKER | H_NEED_HOSTILE);
 }
 
 static void remove_dir(const char *dir)
@@ -247,6 +265,8 @@ static struct h_proc *start_va(const char *prog, const char *name, const char *c
 	const char *a;
 	int n = 0;
 
+	h_check(prog, "%s: its program was not found (not built, or not asked of h_init_need)",
+		name);
 	argv[n++] = (char *)prog;
 	argv[n++] = (char *)cmd;
 	argv[n++] = "--socket";
@@ -294,6 +314,17 @@ struct h_proc *h_hostile(const char *name, const char *cmd, ...)
 	return p;
 }
 
+struct h_proc *h_testclient(const char *name, const char *cmd, ...)
+{
+	struct h_proc *p;
+	va_list ap;
+
+	va_start(ap, cmd);
+	p = start_va(h_env.testclient, name, cmd, ap);
+	va_end(ap);
+	return p;
+}
+
 static void close_pipes(struct h_proc *p)
 {
 	if (p->in >= 0)
@@ -317,6 +348,8 @@ static bool take_line(struct h_proc *p, char *line, size_t size)
 	p->len -= l + 1;
 	if (!p->quiet)
 		fprintf(stderr, "  [%s] %s\n", p->name, line);
+	if (strncmp(line, "stats", 5) == 0)
+		snprintf(p->last_stats, sizeof(p->last_stats), "%s", line);
 	if (strncmp(line, "fail", 4) == 0 && !p->last_fail[0])
 		snprintf(p->last_fail, sizeof(p->last_fail), "%s", line);
 	return true;

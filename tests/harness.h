@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A small harness for the tests that run a real hakzerod and real client
- * processes (hostile, crash, limits, pressure, fork, stale scan, soak).
+ * processes (integration, hostile, crash, limits, pressure, fork, stale
+ * scan, soak).
  *
  *   h_init       a fresh temporary directory with the socket and config
  *   h_daemon_*   start, signal and inspect hakzerod (its log goes to a file
@@ -59,7 +60,7 @@ void h_sleep_ms(unsigned ms);
 /* ---- environment ---- */
 
 struct h_env {
-	const char *hakzerod, *hakctl, *worker, *hostile;
+	const char *hakzerod, *hakctl, *worker, *hostile, *testclient;
 	char dir[80]; /* short: dir/s.sock must fit a sun_path */
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char conf[PATH_MAX];
@@ -67,9 +68,19 @@ struct h_env {
 };
 extern struct h_env h_env;
 
-/* Reads $HAKZEROD, $HAKCTL and the test programs next to this one; makes
- * the temporary directory.  Returns 0, or 77 with the reason printed when
- * the programs are not there (not run through `make check`). */
+/* The client programs a test drives, besides hakzerod. */
+enum {
+	H_NEED_WORKER = 1u << 0,
+	H_NEED_HOSTILE = 1u << 1,
+	H_NEED_TESTCLIENT = 1u << 2,
+};
+
+/* Reads $HAKZEROD, $HAKCTL and the test programs next to this one ($HAK_WORKER,
+ * $HAK_HOSTILE, $HAK_TESTCLIENT name others); makes the temporary
+ * directory.  Returns 0, or 77 with the reason printed when hakzerod or a
+ * program in need is not there (not run through `make check`). */
+int h_init_need(const char *name, const char *argv0, unsigned need);
+/* h_init_need for hak-worker and hak-hostile. */
 int h_init(const char *name, const char *argv0);
 /* Kills every process, removes the directory. */
 void h_cleanup(void);
@@ -88,17 +99,20 @@ struct h_proc {
 	int status;  /* wait status once reaped */
 	size_t len;
 	char buf[16384];
-	char last_fail[H_LINE];
-	bool quiet; /* do not echo its lines to stderr */
+	char last_fail[H_LINE];	 /* the first "fail" line */
+	char last_stats[H_LINE]; /* the latest "stats" line */
+	bool quiet;		 /* do not echo its lines to stderr */
 };
 
 /* Where children's stderr goes: ours (-1, the default) or this fd. */
 extern int h_child_stderr;
 /* Starts argv[0] with stdin/stdout piped (stderr: h_child_stderr). */
 struct h_proc *h_proc_start(const char *name, char *const argv[]);
-/* Starts the worker or hostile program: prog COMMAND ARGS... NULL. */
+/* Starts the worker, hostile or testclient program:
+ * prog COMMAND --socket S ARGS... NULL. */
 struct h_proc *h_worker(const char *name, const char *cmd, ...) __attribute__((sentinel));
 struct h_proc *h_hostile(const char *name, const char *cmd, ...) __attribute__((sentinel));
+struct h_proc *h_testclient(const char *name, const char *cmd, ...) __attribute__((sentinel));
 /* h_worker as another user (we must be root); it exits 126 at once when
  * it cannot switch, 127 when it cannot exec. */
 struct h_proc *h_worker_as(uid_t uid, gid_t gid, const char *name, const char *cmd, ...)

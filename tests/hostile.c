@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -33,6 +34,9 @@
 #include <unistd.h>
 
 #include "hostile.h"
+#include "testutil.h"
+
+#define PROG "hak-hostile"
 
 /* ---------------------------------------------------------------- output */
 
@@ -344,20 +348,6 @@ static void usage(FILE *f)
 		   "         descs offence-flood ring hoard bell-flood seals\n");
 }
 
-static uint64_t parse_u64(const char *s)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end || end == s) {
-		fprintf(stderr, "hak-hostile: bad number '%s'\n", s);
-		exit(2);
-	}
-	return v;
-}
-
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
@@ -379,16 +369,16 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			o->socket = optarg;
 			break;
 		case 'n':
-			o->count = (unsigned)parse_u64(optarg);
+			o->count = tu_parse_uint(PROG, "--count", optarg, 0, UINT_MAX);
 			break;
 		case 't':
-			o->seconds = (unsigned)parse_u64(optarg);
+			o->seconds = tu_parse_uint(PROG, "--seconds", optarg, 0, UINT_MAX);
 			break;
 		case 'r':
-			o->seed = (unsigned)parse_u64(optarg);
+			o->seed = tu_parse_uint(PROG, "--seed", optarg, 0, UINT_MAX);
 			break;
 		case 'm':
-			o->max = parse_u64(optarg);
+			o->max = tu_parse_u64(PROG, "--max", optarg, 0, UINT64_MAX);
 			break;
 		case 'v':
 			o->variant = optarg;
@@ -440,7 +430,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(&o);
-	fprintf(stderr, "hak-hostile: unknown attack '%s'\n", argv[1]);
+	fprintf(stderr, PROG ": unknown attack '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
 }

@@ -65,7 +65,10 @@
 /* Every this many restarts, the daemon is stopped (SIGTERM), not killed. */
 #define STOP_EVERY 3
 #define MAX_GOOD 256
+/* Counts and times a stale worker never reaches: the soak ends it.  Its
+ * --seconds is an unsigned int (some 136 years at most). */
 #define BIG "1000000000000"
+#define BIG_SECONDS "4000000000"
 
 /* ------------------------------------------------------------ attacks */
 
@@ -301,7 +304,7 @@ static void stale_start(int i)
 
 	snprintf(seed, sizeof(seed), "%llu", (unsigned long long)rnd(0) >> 1);
 	S.stale[i] =
-		h_worker("stale", "stale", "--count", BIG, "--seconds", BIG, "--mode",
+		h_worker("stale", "stale", "--count", BIG, "--seconds", BIG_SECONDS, "--mode",
 			 rnd(2) ? "mixed" : "zero", "--seed", seed, "--progress", "20000", NULL);
 	S.stale[i]->quiet = true;
 	S.stale_end[i] = S.now_ms + STALE_LIFE_MS + rnd(STALE_LIFE_SPREAD_MS);

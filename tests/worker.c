@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -35,7 +36,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "worker.h"
+
+#define PROG "hak-worker"
 
 struct hak_client *client;
 size_t classes[MAX_CLASSES];
@@ -367,38 +371,6 @@ static void usage(FILE *f)
 		   "  --pattern N --state FILE\n");
 }
 
-static uint64_t parse_u64(const char *s)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end || end == s) {
-		fprintf(stderr, "hak-worker: bad number '%s'\n", s);
-		exit(2);
-	}
-	return v;
-}
-
-/* A byte count with an optional K, M or G. */
-static uint64_t parse_size(const char *s)
-{
-	static const char units[] = "KMG";
-	char *end;
-	unsigned long long v;
-	const char *u;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	u = *end ? strchr(units, *end) : NULL;
-	if (errno || end == s || (*end && (!u || end[1]))) {
-		fprintf(stderr, "hak-worker: bad size '%s'\n", s);
-		exit(2);
-	}
-	return u ? v << (10 * (u - units + 1)) : v;
-}
-
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
@@ -427,37 +399,37 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			o->socket = optarg;
 			break;
 		case 'n':
-			o->count = parse_u64(optarg);
+			o->count = tu_parse_u64(PROG, "--count", optarg, 0, UINT64_MAX);
 			break;
 		case 'r':
-			o->seed = parse_u64(optarg);
+			o->seed = tu_parse_u64(PROG, "--seed", optarg, 0, UINT64_MAX);
 			break;
 		case 'm':
 			o->mode = optarg;
 			break;
 		case 'T':
-			o->threads = (unsigned)parse_u64(optarg);
+			o->threads = tu_parse_uint(PROG, "--threads", optarg, 0, UINT_MAX);
 			break;
 		case 'p':
-			o->pages = (unsigned)parse_u64(optarg);
+			o->pages = tu_parse_uint(PROG, "--pages", optarg, 0, UINT_MAX);
 			break;
 		case 'R':
-			o->rounds = (unsigned)parse_u64(optarg);
+			o->rounds = tu_parse_uint(PROG, "--rounds", optarg, 0, UINT_MAX);
 			break;
 		case 't':
-			o->seconds = (unsigned)parse_u64(optarg);
+			o->seconds = tu_parse_uint(PROG, "--seconds", optarg, 0, UINT_MAX);
 			break;
 		case 'w':
-			o->window = (unsigned)parse_u64(optarg);
+			o->window = tu_parse_uint(PROG, "--window", optarg, 0, UINT_MAX);
 			break;
 		case 'P':
-			o->pool = parse_size(optarg);
+			o->pool = tu_parse_size(PROG, "--pool", optarg);
 			break;
 		case 'g':
-			o->progress = parse_u64(optarg);
+			o->progress = tu_parse_u64(PROG, "--progress", optarg, 0, UINT64_MAX);
 			break;
 		case 'x':
-			o->pattern = (unsigned)parse_u64(optarg);
+			o->pattern = tu_parse_uint(PROG, "--pattern", optarg, 0, TAG_MASK);
 			break;
 		case 'S':
 			o->state = optarg;
@@ -494,7 +466,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(&o);
-	fprintf(stderr, "hak-worker: unknown command '%s'\n", argv[1]);
+	fprintf(stderr, PROG ": unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
 }
