@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -25,8 +26,35 @@
 #define STATUS_LINE_MAX 4096
 #define MAX_GROUPS 1024
 
-/* The Groups: line of /proc/PID/status: the peer's supplementary groups
- * as they are now, with no name service involved. */
+/* The peer's supplementary groups as the kernel recorded them when it
+ * connected (SO_PEERGROUPS, Linux 4.13), like the uid SO_PEERCRED gives:
+ * 1 member, 0 not, -ENOPROTOOPT when the kernel cannot say. */
+static int peer_groups_contain(int fd, gid_t gid)
+{
+	gid_t small[64], *groups = small;
+	socklen_t len = sizeof(small);
+	int r = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+
+	if (r < 0 && errno == ERANGE && len <= MAX_GROUPS * sizeof(gid_t)) {
+		groups = malloc(len);
+		r = groups ? getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) : -1;
+	}
+	if (r < 0) {
+		r = errno == ENOPROTOOPT ? -ENOPROTOOPT : 0;
+	} else {
+		r = 0;
+		for (size_t i = 0; i < len / sizeof(gid_t); i++)
+			if (groups[i] == gid)
+				r = 1;
+	}
+	if (groups != small)
+		free(groups);
+	return r;
+}
+
+/* Kernels without SO_PEERGROUPS: the Groups: line of /proc/PID/status, the
+ * peer's supplementary groups as they are now, with no name service
+ * involved (racy: the pid may be another process by now). */
 static int proc_groups_contain(pid_t pid, gid_t gid)
 {
 	char path[64], line[STATUS_LINE_MAX];
@@ -70,7 +98,7 @@ static bool user_in_group(uid_t uid, gid_t primary, gid_t gid)
 	return false;
 }
 
-bool admin_allowed(const struct server *srv, const struct ucred *cred)
+bool admin_allowed(const struct server *srv, int fd, const struct ucred *cred)
 {
 	const struct conf *c = srv->conf;
 	int r;
@@ -81,6 +109,9 @@ bool admin_allowed(const struct server *srv, const struct ucred *cred)
 		return false;
 	if (cred->gid == c->admin_gid)
 		return true;
+	r = peer_groups_contain(fd, c->admin_gid);
+	if (r != -ENOPROTOOPT)
+		return r == 1;
 	r = cred->pid > 0 ? proc_groups_contain(cred->pid, c->admin_gid) : -ESRCH;
 	if (r >= 0)
 		return r == 1;
@@ -281,12 +312,12 @@ static int trim(struct server *srv, int32_t pid, bool json, struct strbuf *o)
 	return 0;
 }
 
-int admin_handle(struct server *srv, const struct ucred *cred, uint32_t cmd, uint32_t flags,
+int admin_handle(struct server *srv, int fd, const struct ucred *cred, uint32_t cmd, uint32_t flags,
 		 int32_t pid, struct strbuf *o)
 {
 	bool json = flags & HAK_ADMIN_F_JSON;
 
-	if (!admin_allowed(srv, cred)) {
+	if (!admin_allowed(srv, fd, cred)) {
 		srv->st.admin_denied++;
 		strbuf_printf(o, "permission denied: admin requests need root%s%s",
 			      srv->conf->admin_group ? " or group " : "",

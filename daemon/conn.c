@@ -359,7 +359,7 @@ static void conn_reply_next(struct server *srv, struct conn *cn)
 static void conn_admin(struct server *srv, struct conn *cn, const struct hak_msg_admin *a)
 {
 	srv->st.admin_requests++;
-	cn->status = admin_handle(srv, &cn->cred, a->cmd, a->flags, a->pid, &cn->out);
+	cn->status = admin_handle(srv, cn->w.fd, &cn->cred, a->cmd, a->flags, a->pid, &cn->out);
 	if (cn->out.oom) {
 		strbuf_reset(&cn->out);
 		cn->status = -ENOMEM;

@@ -119,11 +119,12 @@ void psi_fini(struct server *srv);
 
 /* ---- admin.c ---- */
 
-/* Whether a peer may send admin requests: uid 0, or a member of admin_group. */
-bool admin_allowed(const struct server *srv, const struct ucred *cred);
+/* Whether the peer on fd may send admin requests: uid 0, or a member of
+ * admin_group when it connected. */
+bool admin_allowed(const struct server *srv, int fd, const struct ucred *cred);
 /* Answers one request into out (text or JSON).  Returns the reply status:
  * 0 or -errno (with the message in out). */
-int admin_handle(struct server *srv, const struct ucred *cred, uint32_t cmd, uint32_t flags,
+int admin_handle(struct server *srv, int fd, const struct ucred *cred, uint32_t cmd, uint32_t flags,
 		 int32_t pid, struct strbuf *out);
 
 #endif

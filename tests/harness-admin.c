@@ -64,13 +64,21 @@ static int recv_reply(int fd, char *out, size_t size, size_t *used)
 
 int h_admin(uint32_t cmd, int32_t pid, char *out, size_t size)
 {
-	struct hak_msg_admin m;
-	size_t used = 0;
-	int fd = h_connect(), r;
+	int fd = h_connect();
 
 	out[0] = '\0';
 	if (fd < 0)
 		return fd;
+	return h_admin_on(fd, cmd, pid, out, size);
+}
+
+int h_admin_on(int fd, uint32_t cmd, int32_t pid, char *out, size_t size)
+{
+	struct hak_msg_admin m;
+	size_t used = 0;
+	int r;
+
+	out[0] = '\0';
 	memset(&m, 0, sizeof(m));
 	hak_proto_hdr_init(&m.h, HAK_MSG_ADMIN, sizeof(m));
 	m.cmd = cmd;

@@ -177,6 +177,8 @@ int h_connect(void);
 /* One admin request in JSON; the whole reply text in out.  Returns the
  * reply status (0 or -errno) or a transport error. */
 int h_admin(uint32_t cmd, int32_t pid, char *out, size_t size);
+/* The same on a connection of the caller's (h_connect()); closes fd. */
+int h_admin_on(int fd, uint32_t cmd, int32_t pid, char *out, size_t size);
 /* A number out of JSON text; fails when missing. */
 uint64_t h_json_u64(const char *json, const char *key);
 /* Whether key is in json. */

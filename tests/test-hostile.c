@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -489,6 +490,88 @@ static void test_admin_denied(void **state)
 	assert_delta("admin_denied", d0, h_stats_u64("admin_denied"), 1);
 }
 
+/* Receives one descriptor over a socketpair; -1 on failure. */
+static int recv_fd(int sp)
+{
+	char byte, ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl)};
+	struct cmsghdr *cm;
+	int fd;
+
+	if (recvmsg(sp, &mh, MSG_CMSG_CLOEXEC) != 1)
+		return -1;
+	cm = CMSG_FIRSTHDR(&mh);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+	return fd;
+}
+
+static void send_fd(int sp, int fd)
+{
+	char byte = 0, ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
+	sendmsg(sp, &mh, 0);
+}
+
+/* Admin rights are the groups the peer had when it connected, as its uid
+ * is: an ordinary user whose supplementary groups hold admin_group
+ * connects, hands the connection on and exits.  Its pid is gone (and
+ * could be anyone's by now), yet the request is the member's: allowed.
+ * Reading the groups through the peer's pid refused it. */
+static void test_admin_group_at_connect(void **state)
+{
+	uint64_t d0 = h_stats_u64("admin_denied");
+	gid_t admin = getegid(); /* the harness's admin_group */
+	char json[H_JSON];
+	int sp[2], status, fd, r;
+	pid_t pid;
+
+	if (geteuid() != 0 || admin == NOBODY) {
+		fprintf(stderr, "  not root: cannot connect as another user\n");
+		skip();
+	}
+	h_check(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) == 0, "socketpair: %s",
+		strerror(errno));
+	h_check(chmod(h_env.dir, 0711) == 0, "chmod: %s", strerror(errno));
+	pid = fork();
+	h_check(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (setgroups(1, &admin) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+			_exit(3);
+		fd = h_connect();
+		if (fd < 0)
+			_exit(4);
+		send_fd(sp[1], fd);
+		_exit(0);
+	}
+	h_check(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		"the member's child failed (status %#x)", status);
+	chmod(h_env.dir, 0700);
+	fd = recv_fd(sp[0]);
+	close(sp[0]);
+	close(sp[1]);
+	h_check(fd >= 0, "no connection from the member's child");
+	r = h_admin_on(fd, HAK_ADMIN_STATUS, 0, json, sizeof(json));
+	h_check(r == 0, "a member's admin request was refused: %s (%s)", strerror(-r), json);
+	h_check(h_json_has(json, "clients"), "no status in %s", json);
+	assert_delta("admin_denied", d0, h_stats_u64("admin_denied"), 0);
+}
+
 static void test_seals(void **state)
 {
 	struct counts c0 = counts_now(), c1;
@@ -520,6 +603,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_doorbell_flood, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_seals, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_admin_denied, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_admin_group_at_connect, test_setup,
+						test_teardown),
 	};
 	int r = h_init("hostile", argv[0]);
 
