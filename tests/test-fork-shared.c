@@ -71,8 +71,18 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fork_isolation),
 	};
-	int r = h_init("fork", argv[0]);
+	int r;
 
+#ifdef __SANITIZE_ADDRESS__
+	/* Seen in 5 of 12 runs: the child's monitor thread blocked for good
+	 * on a lock inside libasan (its allocator's, held by a parent thread
+	 * when fork() copied it); GCC 12's runtime takes no such lock around
+	 * fork.  The plain build runs this test in every make check. */
+	printf("SKIP: under AddressSanitizer a fork child of this multi-threaded parent "
+	       "can block inside the sanitizer's runtime\n");
+	return H_EXIT_SKIP;
+#endif
+	r = h_init("fork", argv[0]);
 	if (r)
 		return r;
 	alarm(TEST_ALARM_S);
