@@ -84,6 +84,7 @@ static void usage(FILE *f)
 		"      --regimes LIST    page: of burst,sustained,stalled (default all)\n"
 		"      --threads LIST    page: of 1,2 (default both)\n"
 		"      --allow-fallback  measure even without a daemon (the fallback path)\n"
+		"  -V, --version         print the version and exit\n"
 		"  -h, --help            print this help and exit\n",
 		HAK_SOCKET_ENV, HAK_DEFAULT_SOCKET, DEFAULT_PAGES, DEFAULT_REPEATS,
 		DEFAULT_BATCH_BYTES, QUICK_PAGES, QUICK_REPEATS);
@@ -174,6 +175,7 @@ static const struct option longopts[] = {
 	{"regimes", required_argument, NULL, OPT_REGIMES},
 	{"threads", required_argument, NULL, OPT_THREADS},
 	{"allow-fallback", no_argument, NULL, OPT_ALLOW_FALLBACK},
+	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -226,6 +228,9 @@ static void parse_option(int c, struct options *o)
 	case 'h':
 		usage(stdout);
 		exit(0);
+	case 'V':
+		printf("hakbench %s\n", PACKAGE_VERSION);
+		exit(0);
 	default:
 		usage(stderr);
 		exit(EXIT_USAGE);
@@ -241,7 +246,7 @@ static const char *parse_options(int argc, char **argv, struct options *o)
 	*o = (struct options){.pages = DEFAULT_PAGES,
 			      .repeats = DEFAULT_REPEATS,
 			      .batch_bytes = DEFAULT_BATCH_BYTES};
-	while ((c = getopt_long(argc, argv, "s:jn:r:b:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:jn:r:b:Vh", longopts, NULL)) != -1) {
 		pages_given |= c == 'n';
 		repeats_given |= c == 'r';
 		parse_option(c, o);

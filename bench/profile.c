@@ -127,6 +127,7 @@ static pid_t record_daemon(const struct bench *b, const char *data)
 static int record_page(const struct bench *b, const char *method, const char *data)
 {
 	const char *sock = bench_socket_path(b->o);
+	char pages[16];
 	char *argv[] = {"perf",
 			"record",
 			"-q",
@@ -150,9 +151,13 @@ static int record_page(const struct bench *b, const char *method, const char *da
 			"1",
 			"--repeat",
 			PROFILE_REPEATS,
+			"--pages",
+			pages,
 			"--json",
 			NULL};
 
+	/* The caller's page count (--pages, --quick) holds here too. */
+	snprintf(pages, sizeof(pages), "%u", b->o->pages);
 	return wait_ok(spawn(argv));
 }
 
