@@ -242,6 +242,9 @@ bool daemon_pause(const struct bench *b, bool stop)
 /* ---- the client ---- */
 
 static void log_stderr(void *data, int priority, const char *file, int line, const char *fn,
+		       const char *format, va_list args) __attribute__((format(printf, 6, 0)));
+
+static void log_stderr(void *data, int priority, const char *file, int line, const char *fn,
 		       const char *format, va_list args)
 {
 	fputs("hakbench: libhakclient: ", stderr);

@@ -90,6 +90,8 @@ void table_print(const struct table *t)
 
 /* ---- JSON ---- */
 
+static void json_add(struct json *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void json_add(struct json *j, const char *fmt, ...)
 {
 	va_list ap;

@@ -115,6 +115,9 @@ __attribute__((format(printf, 1, 2), noreturn)) static void fail(const char *fmt
 }
 
 static void log_to_stderr(void *data, int priority, const char *file, int line, const char *fn,
+			  const char *format, va_list args) __attribute__((format(printf, 6, 0)));
+
+static void log_to_stderr(void *data, int priority, const char *file, int line, const char *fn,
 			  const char *format, va_list args)
 {
 	fprintf(stderr, "hak-testclient[%d] libhakclient: ", (int)getpid());

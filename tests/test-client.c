@@ -129,6 +129,9 @@ static char logbuf[8192];
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void test_log(void *data, int prio, const char *file, int line, const char *fn,
+		     const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+
+static void test_log(void *data, int prio, const char *file, int line, const char *fn,
 		     const char *fmt, va_list ap)
 {
 	size_t len;

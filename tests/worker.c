@@ -122,6 +122,9 @@ uint64_t xorshift(uint64_t *s)
 
 /* Keeps the daemon's refusal (the library logs it) for the driver. */
 static void log_fn(void *data, int priority, const char *file, int line, const char *fn,
+		   const char *format, va_list args) __attribute__((format(printf, 6, 0)));
+
+static void log_fn(void *data, int priority, const char *file, int line, const char *fn,
 		   const char *format, va_list args)
 {
 	char msg[REASON_MAX];
