@@ -6,8 +6,9 @@
 #                           it, stop it
 #   ./quickstart.sh check   install what is missing, build, run the whole
 #                           test suite (make check, the systemd units in a
-#                           container, ASan/UBSan and TSan builds, the
-#                           daemon under valgrind, fuzzing, distcheck)
+#                           container, a warnings-as-errors clang build,
+#                           ASan/UBSan and TSan builds, the daemon under
+#                           valgrind, fuzzing, distcheck)
 set -eu
 
 cd "$(dirname "$0")"
@@ -95,6 +96,11 @@ check() {
 	# One minute of mixed load with client and daemon kills and restarts,
 	# bounded daemon CPU and memory; it prints its summary.
 	make -C build soak SOAK_SECONDS=60 || die "make soak failed"
+	# The whole tree, test programs included, under clang with the
+	# project's warnings (-Wall -Wextra -Wformat=2 ...) as errors.
+	configure_in build-clang CC=clang CFLAGS="-O2 -Werror"
+	{ make -s -C build-clang -j"$jobs" && make -s -C build-clang -j"$jobs" check TESTS=; } ||
+		die "a warning under clang"
 	# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 	build build-asan --enable-asan
 	make -C build-asan -j"$jobs" check ||
