@@ -188,7 +188,9 @@ static void test_idle_trim(void **state)
 		h_check(h_now_ms() < deadline, "no idle trim in %d ms: %s", 2 * H_REACT_MS, json);
 		h_sleep_ms(50);
 	}
-	h_check(h_stats_u64("trimmed_bytes") > t0, "trimmed_bytes did not grow");
+	/* trimmed_bytes counts a punch when io_uring completes it, after the
+	 * slots left the idle list and trims_idle was counted. */
+	h_wait_stat("trimmed_bytes", t0 + 1, H_REACT_MS);
 	client_ok();
 	h_write_conf(CONF "trim_idle 0\n");
 	reload();
