@@ -66,6 +66,8 @@ struct bench {
 /* ---- common.c ---- */
 
 __attribute__((format(printf, 1, 2), noreturn)) void die(const char *fmt, ...);
+/* A number in 1..max from an option's argument, or exit 2 naming the option. */
+uint64_t parse_count(const char *s, const char *what, uint64_t max);
 uint64_t now_ns(void);
 uint64_t thread_cpu_ns(void);
 uint64_t process_faults(void);

@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -40,6 +41,20 @@ void die(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(EXIT_FAIL);
+}
+
+uint64_t parse_count(const char *s, const char *what, uint64_t max)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || end == s || *s == '-' || v == 0 || v > max) {
+		fprintf(stderr, "hakbench: %s must be 1..%" PRIu64 ", not '%s'\n", what, max, s);
+		exit(EXIT_USAGE);
+	}
+	return v;
 }
 
 static uint64_t clock_ns(clockid_t id)

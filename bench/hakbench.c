@@ -90,20 +90,6 @@ static void usage(FILE *f)
 		DEFAULT_BATCH_BYTES, QUICK_PAGES, QUICK_REPEATS);
 }
 
-static unsigned parse_count(const char *s, const char *what, unsigned max)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || end == s || v == 0 || v > max) {
-		fprintf(stderr, "hakbench: %s must be 1..%u, not '%s'\n", what, max, s);
-		exit(EXIT_USAGE);
-	}
-	return (unsigned)v;
-}
-
 /* A comma-separated list of names -> a bit mask of their indices. */
 static unsigned parse_list(const char *s, const char *what, int (*lookup)(const char *))
 {
@@ -193,13 +179,13 @@ static void parse_option(int c, struct options *o)
 		o->json_file = optarg;
 		break;
 	case 'n':
-		o->pages = parse_count(optarg, "--pages", 1u << 24);
+		o->pages = (unsigned)parse_count(optarg, "--pages", 1u << 24);
 		break;
 	case 'r':
-		o->repeats = parse_count(optarg, "--repeat", MAX_REPEATS);
+		o->repeats = (unsigned)parse_count(optarg, "--repeat", MAX_REPEATS);
 		break;
 	case 'b':
-		o->batch_bytes = parse_count(optarg, "--batch-bytes", 1u << 30);
+		o->batch_bytes = (unsigned)parse_count(optarg, "--batch-bytes", 1u << 30);
 		break;
 	case OPT_QUICK:
 		o->quick = true;

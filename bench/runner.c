@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "hakclient.h"
 #include "workloads.h"
 
@@ -32,8 +33,6 @@
 #endif
 #define ADAPTER_SO "libhakjemalloc.so"
 #define ADAPTER_SONAME "libhakjemalloc.so.0"
-#define EXIT_USAGE 2
-#define EXIT_SKIP 77
 #define WARM_MS 300
 #define MAX_ROWS 16
 #define MIXED_WIDTHS 2
@@ -425,12 +424,8 @@ static void shuffle(int *order, int n, unsigned k)
 	for (int i = 0; i < n; i++)
 		order[i] = i;
 	for (int i = n - 1; i > 0; i--) {
-		int j, t;
+		int j = (int)(wl_xorshift32(&x) % (uint32_t)(i + 1)), t;
 
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		j = (int)(x % (uint32_t)(i + 1));
 		t = order[i];
 		order[i] = order[j];
 		order[j] = t;
@@ -557,21 +552,6 @@ static void usage(FILE *f)
 		"jemalloc or the adapter is missing.\n");
 }
 
-/* A number in 1..max, or exit with a message naming the option. */
-static uint64_t parse_u64(const char *s, const char *what, uint64_t max)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || end == s || *s == '-' || v == 0 || v > max) {
-		fprintf(stderr, "hakbench: bad %s '%s' (1..%" PRIu64 ")\n", what, s, max);
-		exit(EXIT_USAGE);
-	}
-	return v;
-}
-
 static uint64_t default_steps(const char *name)
 {
 	if (strcmp(name, "mixed") == 0)
@@ -609,17 +589,17 @@ static void parse(int argc, char **argv, struct opts *o)
 	while ((c = getopt_long(argc, argv, "n:w:S:r:s:ph", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			o->p.steps = parse_u64(optarg, "--steps", MAX_STEPS);
+			o->p.steps = parse_count(optarg, "--steps", MAX_STEPS);
 			break;
 		case 'w':
-			o->p.width = (uint32_t)parse_u64(optarg, "--width", MAX_WIDTH);
+			o->p.width = (uint32_t)parse_count(optarg, "--width", MAX_WIDTH);
 			o->width_given = true;
 			break;
 		case 'S':
-			o->p.seed = (uint32_t)parse_u64(optarg, "--seed", UINT32_MAX);
+			o->p.seed = (uint32_t)parse_count(optarg, "--seed", UINT32_MAX);
 			break;
 		case 'r':
-			o->repeat = (unsigned)parse_u64(optarg, "--repeat", REPEAT_MAX);
+			o->repeat = (unsigned)parse_count(optarg, "--repeat", REPEAT_MAX);
 			break;
 		case 's':
 			/* The children and the probe find the daemon here. */

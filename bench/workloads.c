@@ -40,7 +40,7 @@
 #define WARM_DIV 10
 #define NS_PER_SEC 1000000000ull
 
-static uint32_t xorshift32(uint32_t *s)
+uint32_t wl_xorshift32(uint32_t *s)
 {
 	uint32_t x = *s;
 
@@ -111,7 +111,7 @@ static uint64_t mixed_steps(struct mixed_state *m, uint64_t steps)
 	uint64_t sum = 0;
 
 	for (uint64_t i = 0; i < steps; i++) {
-		uint32_t r = xorshift32(&m->rng);
+		uint32_t r = wl_xorshift32(&m->rng);
 		char **s = &m->slot[r % m->width];
 
 		if (*s) {
@@ -154,7 +154,8 @@ static uint64_t ring_steps(struct ring_state *s, uint64_t steps)
 {
 	for (uint64_t n = 0; n < steps; n++, s->i++) {
 		unsigned k = (unsigned)(s->i % s->live);
-		size_t size = s->min + (xorshift32(&s->rng) % (s->max - s->min + 1)) / PAGE * PAGE;
+		size_t size =
+			s->min + (wl_xorshift32(&s->rng) % (s->max - s->min + 1)) / PAGE * PAGE;
 
 		free(s->buf[k]);
 		s->buf[k] = s->zeroed ? calloc(1, size) : malloc(size);

@@ -42,6 +42,9 @@ struct wl_result {
 	uint64_t pool; /* adapter: 0 none, 1 hakzerod, 2 local */
 };
 
+/* One step of xorshift32 (Marsaglia): the workloads' generator, and the
+ * runner's shuffle of each round.  *s must not be 0. */
+uint32_t wl_xorshift32(uint32_t *s);
 /* Runs workload p in this process and fills r; -EINVAL for a bad name,
  * -EIO when a calloc'd buffer did not read as zero. */
 int wl_run(const struct wl_params *p, struct wl_result *r);
