@@ -55,14 +55,9 @@ struct victim_state {
 	uint64_t calls[MAX_THREADS];
 };
 
-static void fail_hook(const char *msg)
-{
-	fail_msg("%s", msg);
-}
-
 static int test_setup(void **state)
 {
-	h_fail_hook = fail_hook;
+	h_fail_hook = h_fail_cmocka;
 	if (!h_daemon_alive())
 		h_daemon_restart();
 	return 0;

@@ -32,17 +32,12 @@
 #define TEST_ALARM_S 120
 #define RUN_MS 60000
 
-static void fail_hook(const char *msg)
-{
-	fail_msg("%s", msg);
-}
-
 static void test_fork_isolation(void **state)
 {
 	struct h_proc *a, *b;
 	char line[H_LINE];
 
-	h_fail_hook = fail_hook;
+	h_fail_hook = h_fail_cmocka;
 	a = h_worker("fork-a", "fork", "--rounds", "8", "--pattern", "0x3c", NULL);
 	b = h_worker("fork-b", "fork", "--rounds", "8", "--pattern", "0xc3", NULL);
 	h_proc_finish(a, RUN_MS, "ok", line, sizeof(line));

@@ -45,11 +45,6 @@
 static struct h_proc *guard;
 static int base_fds;
 
-static void fail_hook(const char *msg)
-{
-	fail_msg("%s", msg);
-}
-
 struct counts {
 	uint64_t offences, cut_off, refused, connections, clients_total;
 };
@@ -155,7 +150,7 @@ static int group_teardown(void **state)
 
 static int test_setup(void **state)
 {
-	h_fail_hook = fail_hook;
+	h_fail_hook = h_fail_cmocka;
 	return 0;
 }
 
@@ -490,44 +485,6 @@ static void test_admin_denied(void **state)
 	assert_delta("admin_denied", d0, h_stats_u64("admin_denied"), 1);
 }
 
-/* Receives one descriptor over a socketpair; -1 on failure. */
-static int recv_fd(int sp)
-{
-	char byte, ctl[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = ctl,
-			    .msg_controllen = sizeof(ctl)};
-	struct cmsghdr *cm;
-	int fd;
-
-	if (recvmsg(sp, &mh, MSG_CMSG_CLOEXEC) != 1)
-		return -1;
-	cm = CMSG_FIRSTHDR(&mh);
-	if (!cm || cm->cmsg_type != SCM_RIGHTS)
-		return -1;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
-	return fd;
-}
-
-static void send_fd(int sp, int fd)
-{
-	char byte = 0, ctl[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = ctl,
-			    .msg_controllen = sizeof(ctl)};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
-	sendmsg(sp, &mh, 0);
-}
-
 /* Admin rights are the groups the peer had when it connected, as its uid
  * is: an ordinary user whose supplementary groups hold admin_group
  * connects, hands the connection on and exits.  Its pid is gone (and
@@ -537,8 +494,9 @@ static void test_admin_group_at_connect(void **state)
 {
 	uint64_t d0 = h_stats_u64("admin_denied");
 	gid_t admin = getegid(); /* the harness's admin_group */
-	char json[H_JSON];
-	int sp[2], status, fd, r;
+	char json[H_JSON], byte;
+	int sp[2], status, fd = -1, nfds = 0, r;
+	ssize_t n;
 	pid_t pid;
 
 	if (geteuid() != 0 || admin == NOBODY) {
@@ -556,16 +514,16 @@ static void test_admin_group_at_connect(void **state)
 		fd = h_connect();
 		if (fd < 0)
 			_exit(4);
-		send_fd(sp[1], fd);
-		_exit(0);
+		_exit(hak_sock_send(sp[1], "c", 1, &fd, 1) == 0 ? 0 : 5);
 	}
 	h_check(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		"the member's child failed (status %#x)", status);
 	chmod(h_env.dir, 0700);
-	fd = recv_fd(sp[0]);
+	n = hak_sock_recv(sp[0], &byte, 1, &fd, 1, &nfds, MSG_DONTWAIT);
 	close(sp[0]);
 	close(sp[1]);
-	h_check(fd >= 0, "no connection from the member's child");
+	h_check(n == 1 && nfds == 1, "no connection from the member's child (%zd, %d fds)", n,
+		nfds);
 	r = h_admin_on(fd, HAK_ADMIN_STATUS, 0, json, sizeof(json));
 	h_check(r == 0, "a member's admin request was refused: %s (%s)", strerror(-r), json);
 	h_check(h_json_has(json, "clients"), "no status in %s", json);

@@ -53,11 +53,6 @@
  * slots are not in it), so some are zeroed inline (or mmapped). */
 #define PRESSURE_BATCH "1000,62,4"
 
-static void fail_hook(const char *msg)
-{
-	fail_msg("%s", msg);
-}
-
 /* ---------------------------------------------------------- admin status */
 
 static const char *admin_name(uint32_t cmd)
@@ -157,7 +152,7 @@ static int group_setup(void **state)
 /* h_fail ends the current test only, through cmocka. */
 static int test_setup(void **state)
 {
-	h_fail_hook = fail_hook;
+	h_fail_hook = h_fail_cmocka;
 	return 0;
 }
 

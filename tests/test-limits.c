@@ -31,14 +31,9 @@
 /* A refused client retries with back-off up to 2 s. */
 #define RETRY_MS (3 * H_REACT_MS)
 
-static void fail_hook(const char *msg)
-{
-	fail_msg("%s", msg);
-}
-
 static int test_setup(void **state)
 {
-	h_fail_hook = fail_hook;
+	h_fail_hook = h_fail_cmocka;
 	return 0;
 }
 

@@ -36,11 +36,6 @@ static struct {
 	uint64_t handoffs, checked, zeroed, dirty, bytes;
 } total;
 
-static void fail_hook(const char *msg)
-{
-	fail_msg("%s", msg);
-}
-
 static void add(const char *ok)
 {
 	total.handoffs += h_line_u64(ok, "handoffs");
@@ -71,7 +66,7 @@ static void finish(struct h_proc *p)
 
 static void test_one_client(void **state)
 {
-	h_fail_hook = fail_hook;
+	h_fail_hook = h_fail_cmocka;
 	finish(scan("one-zero", "300000", "zero", "11"));
 	finish(scan("one-mixed", "200000", "mixed", "12"));
 	h_daemon_assert_alive();
@@ -84,7 +79,7 @@ static void test_between_clients(void **state)
 	struct h_proc *p[CONCURRENT];
 	char name[32], seed[16];
 
-	h_fail_hook = fail_hook;
+	h_fail_hook = h_fail_cmocka;
 	for (int g = 0; g < GENERATIONS; g++) {
 		for (int i = 0; i < CONCURRENT; i++) {
 			snprintf(name, sizeof(name), "gen%d-%d", g, i);

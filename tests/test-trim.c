@@ -43,14 +43,9 @@
 
 static struct h_proc *client;
 
-static void fail_hook(const char *msg)
-{
-	fail_msg("%s", msg);
-}
-
 static int test_setup(void **state)
 {
-	h_fail_hook = fail_hook;
+	h_fail_hook = h_fail_cmocka;
 	return 0;
 }
 
