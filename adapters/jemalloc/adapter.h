@@ -49,7 +49,7 @@ struct hak_client *hj_client(void);
 struct hak_client *hj_client_ready(void);
 /* Whether the handle is still to be made: nobody has tried yet. */
 bool hj_client_untried(void);
-/* Whether the handle has a pool (hakzerod's or a local one) now. */
+/* Whether the handle (NULL: none) has a pool, hakzerod's or a local one, now. */
 bool hj_pool_live(struct hak_client *c);
 /* The hooks an arena had before ours: jemalloc's own. */
 extent_hooks_t *hj_orig(unsigned arena_ind);

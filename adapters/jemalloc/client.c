@@ -83,7 +83,7 @@ bool hj_pool_live(struct hak_client *c)
 {
 	size_t cs;
 
-	/* -ENOTCONN when no pool is current. */
+	/* -ENOTCONN when no pool is current, -EINVAL without a handle. */
 	return hak_client_class_size(c, HJ_PAGE, &cs) == 0;
 }
 

@@ -72,12 +72,7 @@ static void *forward_alloc(void *new_addr, size_t size, size_t alignment, bool *
  * jemalloc lock held, makes it. */
 static bool decline_growth(void)
 {
-	struct hak_client *c;
-
-	if (hj_client_untried())
-		return true;
-	c = hj_client();
-	return c && hj_pool_live(c);
+	return hj_client_untried() || hj_pool_live(hj_client());
 }
 
 static void *hj_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t alignment, bool *zero,
@@ -173,11 +168,9 @@ static bool remap(void *addr, size_t len, int prot)
 static bool hj_commit(extent_hooks_t *h, void *addr, size_t size, size_t off, size_t len,
 		      unsigned ind)
 {
-	struct hak_client *c = hj_client_ready();
-
 	if (is_pool(addr))
 		return false;
-	if (c && hj_pool_live(c))
+	if (hj_pool_live(hj_client_ready()))
 		return true;
 	return remap((char *)addr + off, len, PROT_READ | PROT_WRITE);
 }
@@ -186,11 +179,10 @@ static bool hj_decommit(extent_hooks_t *h, void *addr, size_t size, size_t off, 
 			unsigned ind)
 {
 	extent_hooks_t *o = hj_orig(ind);
-	struct hak_client *c = hj_client_ready();
 
 	if (is_pool(addr))
 		return true;
-	if (c && hj_pool_live(c))
+	if (hj_pool_live(hj_client_ready()))
 		return remap((char *)addr + off, len, PROT_NONE);
 	return o->decommit ? o->decommit(o, addr, size, off, len, ind) : true;
 }
