@@ -67,6 +67,24 @@ static void both_decays(const char *mode, const char *sock)
 	assert_int_equal(run_prog(&r), 0);
 }
 
+/* At dirty_decay_ms:0, once warm, every extent from the pool. */
+static void churn(const char *mode, const char *sock)
+{
+	struct run r = {.what = "churn", .mode = mode, .decay = "dirty_decay_ms:0", .sock = sock};
+
+	assert_int_equal(run_prog(&r), 0);
+}
+
+/* A hakzerod of the test's own, or the test is skipped. */
+static void daemon_start(struct hakd *d)
+{
+	if (!hakd_init(d)) {
+		print_message("skip: $HAKZEROD is not set (make check sets it)\n");
+		skip();
+	}
+	assert_true(hakd_start(d));
+}
+
 static void test_local(void **state)
 {
 	both_decays("local", NULL);
@@ -74,9 +92,7 @@ static void test_local(void **state)
 
 static void test_local_churn(void **state)
 {
-	struct run r = {.what = "churn", .mode = "local", .decay = "dirty_decay_ms:0"};
-
-	assert_int_equal(run_prog(&r), 0);
+	churn("local", NULL);
 }
 
 static void test_auto_without_daemon(void **state)
@@ -88,11 +104,7 @@ static void test_shared(void **state)
 {
 	struct hakd d;
 
-	if (!hakd_init(&d)) {
-		print_message("skip: $HAKZEROD is not set (make check sets it)\n");
-		skip();
-	}
-	assert_true(hakd_start(&d));
+	daemon_start(&d);
 	both_decays("shared", d.sock);
 	hakd_fini(&d);
 }
@@ -100,15 +112,9 @@ static void test_shared(void **state)
 static void test_shared_churn(void **state)
 {
 	struct hakd d;
-	struct run r = {.what = "churn", .mode = "shared", .decay = "dirty_decay_ms:0"};
 
-	if (!hakd_init(&d)) {
-		print_message("skip: $HAKZEROD is not set (make check sets it)\n");
-		skip();
-	}
-	assert_true(hakd_start(&d));
-	r.sock = d.sock;
-	assert_int_equal(run_prog(&r), 0);
+	daemon_start(&d);
+	churn("shared", d.sock);
 	hakd_fini(&d);
 }
 
