@@ -125,22 +125,6 @@ static void log_to_stderr(void *data, int priority, const char *file, int line, 
 	fputc('\n', stderr);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* Waits for the driver's next word on stdin; EOF means the driver died. */
 static void wait_word(const char *word)
 {
@@ -388,13 +372,13 @@ static int cmd_churn(const struct opts *o)
 		say("ready");
 		wait_word("go");
 	}
-	deadline = now_ms() + o->seconds * 1000ull;
+	deadline = tu_now_ms() + o->seconds * 1000ull;
 	while (round < o->rounds || (o->expect_recycle && res.ready_bytes <= pool_bytes)) {
-		if (now_ms() > deadline)
+		if (tu_now_ms() > deadline)
 			break;
 		churn_round(o, round++, pool_bytes, &res);
 		if (o->expect_recycle)
-			sleep_ms(CHURN_IDLE_MS);
+			tu_sleep_ms(CHURN_IDLE_MS);
 	}
 	print_stats(NULL);
 	say("churn rounds=%u allocs=%llu ready_bytes=%llu pool_bytes=%llu dirty_reused=%llu", round,
@@ -476,30 +460,30 @@ static void alloc_each_class(unsigned char own)
  * hak_client_is_connected() == want, or fails after REACT_TIMEOUT_MS. */
 static void wait_connected(int want, unsigned char own)
 {
-	uint64_t deadline = now_ms() + REACT_TIMEOUT_MS;
+	uint64_t deadline = tu_now_ms() + REACT_TIMEOUT_MS;
 
 	while (hak_client_is_connected(client) != want) {
-		if (now_ms() > deadline)
+		if (tu_now_ms() > deadline)
 			fail("hak_client_is_connected() did not become %d within %d ms", want,
 			     REACT_TIMEOUT_MS);
 		alloc_each_class(own);
-		sleep_ms(POLL_STEP_MS);
+		tu_sleep_ms(POLL_STEP_MS);
 	}
 }
 
 /* After a reconnect the new daemon's ready ring may still be filling. */
 static void wait_alloc_ready_grows(unsigned char own)
 {
-	uint64_t before = stats().alloc_ready, deadline = now_ms() + REACT_TIMEOUT_MS;
+	uint64_t before = stats().alloc_ready, deadline = tu_now_ms() + REACT_TIMEOUT_MS;
 
 	for (;;) {
 		alloc_each_class(own);
 		if (stats().alloc_ready > before)
 			return;
-		if (now_ms() > deadline)
+		if (tu_now_ms() > deadline)
 			fail("no allocation came from the new daemon's ready ring within %d ms",
 			     REACT_TIMEOUT_MS);
-		sleep_ms(POLL_STEP_MS);
+		tu_sleep_ms(POLL_STEP_MS);
 	}
 }
 

@@ -115,13 +115,13 @@ int cmd_offence_flood(const struct opts *o)
 	struct session s;
 	struct hak_ring r;
 	unsigned pushed = 0;
-	uint64_t deadline = now_ms() + 2 * REACT_MS;
+	uint64_t deadline = tu_now_ms() + 2 * REACT_MS;
 	bool cut = false;
 
 	if (!session_open(&s, 0))
 		fail("refused");
 	ring_of(&s, 0, 1, &r);
-	while (!cut && now_ms() < deadline) {
+	while (!cut && tu_now_ms() < deadline) {
 		hak_desc_t d = hak_desc_make(s.hdr.cls[0].nslots + (uint32_t)(rnd() % 1000),
 					     (uint32_t)rnd());
 
@@ -244,16 +244,16 @@ int cmd_ring(const struct opts *o)
 int cmd_hoard(const struct opts *o)
 {
 	struct session s;
-	uint64_t end = now_ms() + o->seconds * 1000ull;
+	uint64_t end = tu_now_ms() + o->seconds * 1000ull;
 	unsigned held = 0;
 
 	if (!session_open(&s, 0))
 		fail("refused");
-	while (now_ms() < end) {
+	while (tu_now_ms() < end) {
 		for (unsigned c = 0; c < s.hdr.nclasses; c++)
 			held += take_ready(&s, c, NULL, TAKE_MAX, 0);
 		doorbell(&s);
-		sleep_ms(1);
+		tu_sleep_ms(1);
 		if (cut_off(&s, 0))
 			fail("cut off for hoarding");
 	}
@@ -265,12 +265,12 @@ int cmd_hoard(const struct opts *o)
 int cmd_bell_flood(const struct opts *o)
 {
 	struct session s;
-	uint64_t end = now_ms() + o->seconds * 1000ull, writes = 0, one = 1;
+	uint64_t end = tu_now_ms() + o->seconds * 1000ull, writes = 0, one = 1;
 	bool cut = false;
 
 	if (!session_open(&s, 0))
 		fail("refused");
-	while (!cut && now_ms() < end) {
+	while (!cut && tu_now_ms() < end) {
 		for (int i = 0; i < 1000; i++)
 			if (write(s.bell_fd, &one, sizeof(one)) == sizeof(one))
 				writes++;

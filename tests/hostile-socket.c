@@ -352,7 +352,7 @@ int cmd_silent(const struct opts *o)
 
 	for (unsigned i = 0; i < n; i++)
 		fds[i] = open_conn();
-	sleep_ms(QUIET_MS);
+	tu_sleep_ms(QUIET_MS);
 	for (unsigned i = 0; i < n; i++) {
 		struct pollfd pfd = {.fd = fds[i], .events = POLLIN | POLLRDHUP};
 
@@ -363,10 +363,10 @@ int cmd_silent(const struct opts *o)
 		}
 	}
 	say("opened=%u closed_early=%u", n, early);
-	deadline = now_ms() + 2 * REACT_MS;
+	deadline = tu_now_ms() + 2 * REACT_MS;
 	for (unsigned i = 0; i < n; i++) {
 		struct pollfd pfd = {.fd = fds[i], .events = POLLIN | POLLRDHUP};
-		uint64_t now = now_ms();
+		uint64_t now = tu_now_ms();
 
 		if (fds[i] < 0)
 			continue;

@@ -64,22 +64,6 @@ void fail(const char *fmt, ...)
 	exit(1);
 }
 
-uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 uint64_t rnd(void)
@@ -307,13 +291,13 @@ unsigned take_ready(struct session *s, unsigned cls, hak_desc_t *out, unsigned m
 		    unsigned wait_ms)
 {
 	struct hak_ring r;
-	uint64_t deadline = now_ms() + wait_ms;
+	uint64_t deadline = tu_now_ms() + wait_ms;
 	unsigned n = 0;
 	hak_desc_t d;
 
 	ring_of(s, cls, 0, &r);
-	while (hak_ring_count(&r) == 0 && now_ms() < deadline)
-		sleep_ms(1);
+	while (hak_ring_count(&r) == 0 && tu_now_ms() < deadline)
+		tu_sleep_ms(1);
 	while (n < max && hak_ring_pop_mc(&r, &d)) {
 		uint32_t slot = hak_desc_slot(d);
 

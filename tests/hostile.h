@@ -10,6 +10,7 @@
 #include "hak_layout.h"
 #include "hak_proto.h"
 #include "hak_ring.h"
+#include "testutil.h"
 
 /* How long the daemon gets to answer or to close a connection. */
 #define REACT_MS 5000
@@ -55,8 +56,6 @@ struct session {
 
 __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...);
 __attribute__((format(printf, 1, 2), noreturn)) void fail(const char *fmt, ...);
-uint64_t now_ms(void);
-void sleep_ms(unsigned ms);
 uint64_t rnd(void);
 
 extern const char *sock_path;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Command-line helpers of the test programs the drivers start (hak-worker,
- * hak-hostile, hak-testclient).  A bad value is a usage error: said on
+ * Command-line and clock helpers of the test programs the drivers start
+ * (hak-worker, hak-hostile, hak-testclient).  A bad value is a usage error: said on
  * stderr as "PROG: OPTION: ..." and exit 2, before anything is connected,
  * so that a driver's typo cannot pass for a daemon failure.
  */
@@ -20,5 +20,10 @@ unsigned tu_parse_uint(const char *prog, const char *opt, const char *s, unsigne
 		       unsigned max);
 /* A byte count: a number with an optional K, M or G (times 1024 each). */
 uint64_t tu_parse_size(const char *prog, const char *opt, const char *s);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t tu_now_ms(void);
+/* Sleeps ms milliseconds, through signals. */
+void tu_sleep_ms(unsigned ms);
 
 #endif
