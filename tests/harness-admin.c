@@ -187,7 +187,7 @@ uint64_t h_client_class_bytes(const char *json, const char *key)
 
 void h_client_settled(pid_t pid, char *json, size_t size)
 {
-	uint64_t deadline = h_now_ms() + H_REACT_MS;
+	uint64_t deadline = tu_now_ms() + H_REACT_MS;
 
 	for (;;) {
 		const char *own;
@@ -199,33 +199,33 @@ void h_client_settled(pid_t pid, char *json, size_t size)
 		    h_client_class_sum(json, "returned") == 0 &&
 		    h_client_class_sum(json, "busy") == 0)
 			return;
-		h_check(h_now_ms() < deadline, "returns not taken and zeroed in %d ms: %s",
+		h_check(tu_now_ms() < deadline, "returns not taken and zeroed in %d ms: %s",
 			H_REACT_MS, json);
-		h_sleep_ms(H_POLL_MS);
+		tu_sleep_ms(H_POLL_MS);
 	}
 }
 
 void h_wait_clients(uint64_t clients, const char *why)
 {
-	uint64_t deadline = h_now_ms() + H_REACT_MS, n;
+	uint64_t deadline = tu_now_ms() + H_REACT_MS, n;
 
 	while ((n = h_status_u64("clients")) != clients) {
-		if (h_now_ms() > deadline)
+		if (tu_now_ms() > deadline)
 			h_fail("%s: %llu clients after %d ms, expected %llu", why,
 			       (unsigned long long)n, H_REACT_MS, (unsigned long long)clients);
-		h_sleep_ms(H_POLL_MS);
+		tu_sleep_ms(H_POLL_MS);
 	}
 }
 
 uint64_t h_wait_stat(const char *key, uint64_t value, unsigned timeout_ms)
 {
-	uint64_t deadline = h_now_ms() + timeout_ms, v;
+	uint64_t deadline = tu_now_ms() + timeout_ms, v;
 
 	while ((v = h_stats_u64(key)) < value) {
-		if (h_now_ms() > deadline)
+		if (tu_now_ms() > deadline)
 			h_fail("stats %s is %llu after %u ms, expected at least %llu", key,
 			       (unsigned long long)v, timeout_ms, (unsigned long long)value);
-		h_sleep_ms(H_POLL_MS);
+		tu_sleep_ms(H_POLL_MS);
 	}
 	return v;
 }
@@ -252,7 +252,7 @@ int h_hakctl(char *out, size_t size, ...)
 	argv[n] = NULL;
 	p = h_proc_start("hakctl", argv);
 	out[0] = '\0';
-	while (h_proc_line(p, line, sizeof(line), h_now_ms() + H_REACT_MS) == 1)
+	while (h_proc_line(p, line, sizeof(line), tu_now_ms() + H_REACT_MS) == 1)
 		if (used < size)
 			used += (size_t)snprintf(out + used, size - used, "%s\n", line);
 	st = h_proc_reap(p, H_REACT_MS);

@@ -49,24 +49,6 @@ void h_fail(const char *fmt, ...)
 	exit(1);
 }
 
-/* --------------------------------------------------------------- time */
-
-uint64_t h_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-void h_sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* -------------------------------------------------------- environment */
 
 static const char *exe_env(const char *name)
@@ -388,7 +370,7 @@ int h_proc_line(struct h_proc *p, char *line, size_t size, uint64_t deadline_ms)
 		if (p->out < 0)
 			return 0;
 		/* At least one look, even past the deadline (try_line). */
-		now = h_now_ms();
+		now = tu_now_ms();
 		r = poll(&pfd, 1, now < deadline_ms ? (int)(deadline_ms - now) : 0);
 		if (r > 0)
 			fill(p);
@@ -399,13 +381,13 @@ int h_proc_line(struct h_proc *p, char *line, size_t size, uint64_t deadline_ms)
 
 int h_proc_try_line(struct h_proc *p, char *line, size_t size)
 {
-	return h_proc_line(p, line, size, h_now_ms());
+	return h_proc_line(p, line, size, tu_now_ms());
 }
 
 void h_proc_expect(struct h_proc *p, const char *prefix, unsigned timeout_ms, char *line,
 		   size_t size)
 {
-	uint64_t deadline = h_now_ms() + timeout_ms;
+	uint64_t deadline = tu_now_ms() + timeout_ms;
 	char buf[H_LINE];
 	int r;
 
@@ -439,18 +421,18 @@ void h_proc_say(struct h_proc *p, const char *fmt, ...)
 
 int h_proc_reap(struct h_proc *p, unsigned timeout_ms)
 {
-	uint64_t deadline = h_now_ms() + timeout_ms;
+	uint64_t deadline = tu_now_ms() + timeout_ms;
 
 	if (p->pid <= 0)
 		return p->status;
 	/* Rare path, no SIGCHLD plumbing: poll the exit. */
 	while (waitpid(p->pid, &p->status, WNOHANG) == 0) {
-		if (h_now_ms() >= deadline) {
+		if (tu_now_ms() >= deadline) {
 			kill(p->pid, SIGKILL);
 			waitpid(p->pid, &p->status, 0);
 			break;
 		}
-		h_sleep_ms(1);
+		tu_sleep_ms(1);
 	}
 	p->pid = 0;
 	close_pipes(p);
@@ -460,7 +442,7 @@ int h_proc_reap(struct h_proc *p, unsigned timeout_ms)
 void h_proc_finish(struct h_proc *p, unsigned timeout_ms, const char *last_prefix, char *line,
 		   size_t size)
 {
-	uint64_t deadline = h_now_ms() + timeout_ms;
+	uint64_t deadline = tu_now_ms() + timeout_ms;
 	char buf[H_LINE];
 	int r;
 
@@ -538,7 +520,7 @@ void h_daemon_start(void)
 			"--config",
 			h_env.conf,
 			NULL};
-	uint64_t deadline = h_now_ms() + H_REACT_MS;
+	uint64_t deadline = tu_now_ms() + H_REACT_MS;
 	int log = open(h_env.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
 	h_check(log >= 0, "open %s: %s", h_env.log, strerror(errno));
@@ -549,10 +531,10 @@ void h_daemon_start(void)
 		if (!h_daemon_alive())
 			h_fail("hakzerod exited (wait status %#x) before listening",
 			       h_daemon->status);
-		if (h_now_ms() > deadline)
+		if (tu_now_ms() > deadline)
 			h_fail("hakzerod does not answer on %s after %d ms", h_env.sock,
 			       H_REACT_MS);
-		h_sleep_ms(H_POLL_MS);
+		tu_sleep_ms(H_POLL_MS);
 	}
 }
 
@@ -673,13 +655,13 @@ unsigned h_log_count(const char *needle)
 
 void h_log_wait(const char *needle, unsigned n, unsigned timeout_ms)
 {
-	uint64_t deadline = h_now_ms() + timeout_ms;
+	uint64_t deadline = tu_now_ms() + timeout_ms;
 	unsigned got;
 
 	while ((got = h_log_count(needle)) < n) {
-		if (h_now_ms() > deadline)
+		if (tu_now_ms() > deadline)
 			h_fail("the daemon logged '%s' %u times, expected %u", needle, got, n);
-		h_sleep_ms(H_POLL_MS);
+		tu_sleep_ms(H_POLL_MS);
 	}
 }
 

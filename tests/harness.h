@@ -25,6 +25,8 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include "testutil.h"
+
 #define H_EXIT_SKIP 77
 /* Built with a sanitizer (the daemon too, then): its allocator keeps freed
  * memory in quarantine, so resident-memory bounds mean nothing. */
@@ -60,10 +62,7 @@ __attribute__((format(printf, 1, 2), noreturn)) void h_fail(const char *fmt, ...
 			h_fail(__VA_ARGS__);                                                       \
 	} while (0)
 
-/* ---- time ---- */
-
-uint64_t h_now_ms(void);
-void h_sleep_ms(unsigned ms);
+/* ---- time: tu_now_ms, tu_sleep_ms (testutil.h) ---- */
 
 /* ---- environment ---- */
 

@@ -235,7 +235,7 @@ static void end_life(void)
 static void start_life(void)
 {
 	h_daemon_start();
-	S.life = (struct life){0, h_now_ms(), h_pid_fds(h_daemon->pid)};
+	S.life = (struct life){0, tu_now_ms(), h_pid_fds(h_daemon->pid)};
 	S.restart_epoch++;
 }
 
@@ -499,7 +499,7 @@ static void run(void)
 	for (int i = 0; i < STALE_WORKERS; i++)
 		stale_start(i);
 	holder_start();
-	while ((S.now_ms = h_now_ms()) < S.end_ms) {
+	while ((S.now_ms = tu_now_ms()) < S.end_ms) {
 		check_daemon();
 		for (int i = 0; i < STALE_WORKERS; i++)
 			stale_tick(i);
@@ -507,7 +507,7 @@ static void run(void)
 		fork_tick();
 		attack_tick();
 		periodic();
-		h_sleep_ms(LOOP_MS);
+		tu_sleep_ms(LOOP_MS);
 	}
 }
 
@@ -538,10 +538,10 @@ static void list_fds(pid_t pid)
  * (closing a session may wait for its zeroing jobs: a moment). */
 static void check_fds(void)
 {
-	uint64_t deadline = h_now_ms() + H_REACT_MS;
+	uint64_t deadline = tu_now_ms() + H_REACT_MS;
 
-	while (h_pid_fds(h_daemon->pid) > S.life.fds && h_now_ms() < deadline)
-		h_sleep_ms(H_POLL_MS);
+	while (h_pid_fds(h_daemon->pid) > S.life.fds && tu_now_ms() < deadline)
+		tu_sleep_ms(H_POLL_MS);
 	if (h_pid_fds(h_daemon->pid) <= S.life.fds)
 		return;
 	problem("the daemon holds %d descriptors with no client, %d when it started",
@@ -555,10 +555,10 @@ static void wind_down(void)
 	char line[H_LINE] = "";
 
 	for (S.next_attack = S.next_fork = UINT64_MAX; S.attacker || S.forker;
-	     S.now_ms = h_now_ms()) {
+	     S.now_ms = tu_now_ms()) {
 		attack_tick();
 		fork_tick();
-		h_sleep_ms(LOOP_MS);
+		tu_sleep_ms(LOOP_MS);
 	}
 	for (int i = 0; i < STALE_WORKERS; i++) {
 		drain(S.stale[i], stale_line);
@@ -624,7 +624,7 @@ static void summary(void)
 	uint64_t permille = S.lives_ms ? S.cpu_ms_total * 1000 / S.lives_ms : 0;
 
 	printf("\nsoak summary (%u s asked, %llu s run)\n", S.seconds,
-	       (unsigned long long)(h_now_ms() - S.start_ms) / 1000);
+	       (unsigned long long)(tu_now_ms() - S.start_ms) / 1000);
 	printf("  daemon: %u restarts (%u SIGKILL, %u SIGTERM), %u reloads, %u admin trims, "
 	       "%u unplanned deaths\n",
 	       S.restarts, S.kills, S.stops, S.reloads, S.trims, S.unplanned);
@@ -705,7 +705,7 @@ int main(int argc, char **argv)
 		     "zero_threads 1\n"
 		     "trim_idle 2s\n"
 		     "max_clients 64\n");
-	S.start_ms = S.now_ms = h_now_ms();
+	S.start_ms = S.now_ms = tu_now_ms();
 	S.end_ms = S.now_ms + S.seconds * 1000ull;
 	S.next_restart = S.now_ms + RESTART_MS + rnd(RESTART_SPREAD_MS);
 	S.next_reload = S.now_ms + RELOAD_EVERY_MS;

@@ -117,12 +117,12 @@ static bool kill_inside(const char *path, struct victim_state *st, uint32_t op, 
 	/* Well into its loop: the pool in use, not only fallbacks. */
 	while (__atomic_load_n(&st->calls[0], __ATOMIC_RELAXED) < 2048) {
 		h_check(waitpid(v->pid, &v->status, WNOHANG) == 0, "the victim died by itself");
-		h_sleep_ms(1);
+		tu_sleep_ms(1);
 	}
 	h_check(h_pid_mem(h_daemon_pid(), alive), "no /proc numbers for the daemon");
-	deadline = h_now_ms() + H_REACT_MS;
+	deadline = tu_now_ms() + H_REACT_MS;
 	while (!inside(st, op))
-		h_check(h_now_ms() < deadline, "the victim never entered operation %u", op);
+		h_check(tu_now_ms() < deadline, "the victim never entered operation %u", op);
 	h_proc_kill(v, SIGKILL);
 	landed = inside(st, op);
 	h_check(WIFSIGNALED(v->status), "the victim exited by itself: %#x", v->status);
@@ -133,20 +133,20 @@ static bool kill_inside(const char *path, struct victim_state *st, uint32_t op, 
 /* The daemon's memory is back where it was without the client. */
 static void wait_memory_back(const struct h_mem *m0, struct h_mem *m, const char *why)
 {
-	uint64_t deadline = h_now_ms() + H_REACT_MS;
+	uint64_t deadline = tu_now_ms() + H_REACT_MS;
 
 	for (;;) {
 		h_check(h_pid_mem(h_daemon_pid(), m), "no /proc numbers for the daemon");
 		if (m->shmem <= m0->shmem + SHMEM_SLACK && m->anon <= m0->anon + ANON_SLACK)
 			break;
-		if (h_now_ms() > deadline)
+		if (tu_now_ms() > deadline)
 			h_fail("%s: daemon RssShmem %llu kB RssAnon %llu kB, before %llu and %llu "
 			       "kB",
 			       why, (unsigned long long)m->shmem / 1024,
 			       (unsigned long long)m->anon / 1024,
 			       (unsigned long long)m0->shmem / 1024,
 			       (unsigned long long)m0->anon / 1024);
-		h_sleep_ms(H_POLL_MS);
+		tu_sleep_ms(H_POLL_MS);
 	}
 }
 
@@ -216,7 +216,7 @@ static void holder_report(struct h_proc *h, char *line, size_t size)
  * more allocations from the ready ring than min_ready. */
 static uint64_t holder_wait(struct h_proc *h, uint64_t connected, uint64_t min_ready)
 {
-	uint64_t deadline = h_now_ms() + 2 * H_REACT_MS;
+	uint64_t deadline = tu_now_ms() + 2 * H_REACT_MS;
 	char line[H_LINE];
 
 	for (;;) {
@@ -224,10 +224,10 @@ static uint64_t holder_wait(struct h_proc *h, uint64_t connected, uint64_t min_r
 		if (h_line_u64(line, "connected") == connected &&
 		    h_line_u64(line, "alloc_ready") > min_ready)
 			return h_line_u64(line, "alloc_ready");
-		h_check(h_now_ms() < deadline, "%s: not %s after %d ms: %s", h->name,
+		h_check(tu_now_ms() < deadline, "%s: not %s after %d ms: %s", h->name,
 			connected ? "reconnected and served" : "disconnected", 2 * H_REACT_MS,
 			line);
-		h_sleep_ms(50);
+		tu_sleep_ms(50);
 	}
 }
 
@@ -235,13 +235,13 @@ static uint64_t holder_wait(struct h_proc *h, uint64_t connected, uint64_t min_r
 static void holder_falls_back(struct h_proc *h)
 {
 	char a[H_LINE], b[H_LINE];
-	uint64_t deadline = h_now_ms() + H_REACT_MS;
+	uint64_t deadline = tu_now_ms() + H_REACT_MS;
 
 	holder_report(h, a, sizeof(a));
 	do {
-		h_check(h_now_ms() < deadline, "%s: no fallback allocations without a daemon",
+		h_check(tu_now_ms() < deadline, "%s: no fallback allocations without a daemon",
 			h->name);
-		h_sleep_ms(20);
+		tu_sleep_ms(20);
 		holder_report(h, b, sizeof(b));
 	} while (h_line_u64(b, "alloc_mmap") + h_line_u64(b, "alloc_inline_zero") <=
 		 h_line_u64(a, "alloc_mmap") + h_line_u64(a, "alloc_inline_zero"));

@@ -95,13 +95,13 @@ static void attack(char *ok, size_t size, const char *cmd, ...)
  * turn behind what we saw). */
 static void assert_fds_back(const char *why)
 {
-	uint64_t deadline = h_now_ms() + H_REACT_MS;
+	uint64_t deadline = tu_now_ms() + H_REACT_MS;
 	int n;
 
 	while ((n = h_pid_fds(h_daemon_pid())) > base_fds + FD_SLACK) {
-		if (h_now_ms() > deadline)
+		if (tu_now_ms() > deadline)
 			h_fail("%s: the daemon holds %d descriptors, %d before", why, n, base_fds);
-		h_sleep_ms(H_POLL_MS);
+		tu_sleep_ms(H_POLL_MS);
 	}
 }
 
@@ -349,15 +349,15 @@ static void test_bad_descriptors(void **state)
 	unsigned log0 = h_log_count("bad return descriptor");
 	struct h_proc *p = h_hostile("descs", "descs", NULL);
 	char line[H_LINE], json[H_JSON];
-	uint64_t want, deadline = h_now_ms() + H_REACT_MS;
+	uint64_t want, deadline = tu_now_ms() + H_REACT_MS;
 
 	h_proc_expect(p, "pushed offences", H_REACT_MS, line, sizeof(line));
 	want = h_line_u64(line, "offences");
 	/* Its own counter in the clients list, once the doorbell is served. */
 	while (!h_client_json(p->pid, json, sizeof(json)) || h_json_u64(json, "offences") < want) {
-		h_check(h_now_ms() < deadline, "client offences did not reach %llu",
+		h_check(tu_now_ms() < deadline, "client offences did not reach %llu",
 			(unsigned long long)want);
-		h_sleep_ms(H_POLL_MS);
+		tu_sleep_ms(H_POLL_MS);
 	}
 	assert_int_equal(h_json_u64(json, "offences"), want);
 	h_proc_say(p, "check");
@@ -430,7 +430,7 @@ static void test_hoarder(void **state)
 static void test_doorbell_flood(void **state)
 {
 	pid_t d = h_daemon_pid();
-	uint64_t cpu0 = h_pid_cpu_ms(d), t0 = h_now_ms(), cpu, ms;
+	uint64_t cpu0 = h_pid_cpu_ms(d), t0 = tu_now_ms(), cpu, ms;
 	struct counts c0 = counts_now(), c1;
 	unsigned log0 = h_log_count("cut off: flooded its doorbell");
 	struct h_proc *p = h_hostile("bell", "bell-flood", "--seconds", FLOOD_S, NULL);
@@ -440,7 +440,7 @@ static void test_doorbell_flood(void **state)
 	h_proc_finish(p, 3 * H_REACT_MS, "ok", ok, sizeof(ok));
 	h_proc_release(p);
 	cpu = h_pid_cpu_ms(d) - cpu0;
-	ms = h_now_ms() - t0;
+	ms = tu_now_ms() - t0;
 	fprintf(stderr, "  %llu rings; daemon CPU %llu ms in %llu ms\n",
 		(unsigned long long)h_line_u64(ok, "writes"), (unsigned long long)cpu,
 		(unsigned long long)ms);

@@ -109,7 +109,7 @@ static uint64_t stat_now(const char *key)
  * pool_bytes is UINT64_MAX, that pool total), up to H_REACT_MS. */
 static struct status status_wait(uint64_t clients, uint64_t pool_bytes, const char *why)
 {
-	uint64_t deadline = h_now_ms() + H_REACT_MS;
+	uint64_t deadline = tu_now_ms() + H_REACT_MS;
 	struct status st;
 
 	for (;;) {
@@ -117,14 +117,14 @@ static struct status status_wait(uint64_t clients, uint64_t pool_bytes, const ch
 		if (st.clients == clients &&
 		    (pool_bytes == UINT64_MAX || st.pool_bytes == pool_bytes))
 			return st;
-		if (h_now_ms() > deadline)
+		if (tu_now_ms() > deadline)
 			h_fail("%s: status says clients=%llu pool_bytes=%llu after %d ms, "
 			       "expected clients=%llu pool_bytes=%lld",
 			       why, (unsigned long long)st.clients,
 			       (unsigned long long)st.pool_bytes, H_REACT_MS,
 			       (unsigned long long)clients,
 			       pool_bytes == UINT64_MAX ? -1ll : (long long)pool_bytes);
-		h_sleep_ms(H_POLL_MS);
+		tu_sleep_ms(H_POLL_MS);
 	}
 }
 
@@ -240,7 +240,7 @@ static void test_zero_through_trims(void **state)
 	do {
 		admin_json(HAK_ADMIN_TRIM, json, sizeof(json));
 		trimmed += h_json_u64(json, "trimmed_bytes");
-		r = h_proc_line(c, line, sizeof(line), h_now_ms() + H_POLL_MS);
+		r = h_proc_line(c, line, sizeof(line), tu_now_ms() + H_POLL_MS);
 	} while (r != 0 && !c->last_fail[0]);
 	h_proc_finish(c, CLIENT_RUN_MS, NULL, NULL, 0);
 	if (trimmed == 0)

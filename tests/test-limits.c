@@ -111,7 +111,7 @@ static void client_exit(struct client *c)
 /* Polls a refused client until its monitor got it a pool. */
 static void wait_connected_later(struct client *c)
 {
-	uint64_t deadline = h_now_ms() + RETRY_MS;
+	uint64_t deadline = tu_now_ms() + RETRY_MS;
 	char line[H_LINE];
 
 	for (;;) {
@@ -119,9 +119,9 @@ static void wait_connected_later(struct client *c)
 		h_proc_expect(c->p, "connected", H_REACT_MS, line, sizeof(line));
 		if (strcmp(line, "connected 1") == 0)
 			return;
-		h_check(h_now_ms() < deadline, "%s: no pool %d ms after room was made", c->p->name,
+		h_check(tu_now_ms() < deadline, "%s: no pool %d ms after room was made", c->p->name,
 			RETRY_MS);
-		h_sleep_ms(50);
+		tu_sleep_ms(50);
 	}
 }
 
@@ -162,7 +162,7 @@ static bool other_user_client(struct client *c)
 	h_check(chmod(h_env.dir, 0711) == 0, "chmod %s: %s", h_env.dir, strerror(errno));
 	c->p = h_worker_as(OTHER_ID, OTHER_ID, "nobody-8M", "hold", "--pool", "8M", "--pages", "3",
 			   NULL);
-	if (h_proc_line(c->p, line, sizeof(line), h_now_ms() + H_REACT_MS) != 1) {
+	if (h_proc_line(c->p, line, sizeof(line), tu_now_ms() + H_REACT_MS) != 1) {
 		int st = h_proc_reap(c->p, H_REACT_MS);
 
 		fprintf(stderr,

@@ -376,12 +376,12 @@ static void wait_idle(pid_t pid)
  * up.  Returns whether it fired. */
 static bool wait_psi_trim(pid_t client, uint64_t ev0)
 {
-	uint64_t deadline = h_now_ms() + PRESSURE_MS;
+	uint64_t deadline = tu_now_ms() + PRESSURE_MS;
 
-	while (h_now_ms() < deadline) {
+	while (tu_now_ms() < deadline) {
 		if (h_stats_u64("psi_events") > ev0 && idle_slots(client) == 0)
 			return true;
-		h_sleep_ms(50);
+		tu_sleep_ms(50);
 	}
 	return false;
 }
@@ -439,7 +439,7 @@ int main(int argc, char **argv)
 	fired = wait_psi_trim(c->pid, ev0);
 	stop_thrash();
 	/* The totals are aggregated every 2 s. */
-	h_sleep_ms(PSI_AGGREGATION_MS);
+	tu_sleep_ms(PSI_AGGREGATION_MS);
 	stall = psi_some_total() - stall0;
 	fprintf(stderr, "  memory stall (some) during the test: %llu ms; psi_events %llu -> %llu\n",
 		(unsigned long long)stall / 1000, (unsigned long long)ev0,

@@ -110,15 +110,15 @@ static uint64_t shmem(pid_t pid)
  * the punch a little. */
 static void wait_shrunk(const char *who, pid_t pid, uint64_t before, uint64_t by)
 {
-	uint64_t deadline = h_now_ms() + H_REACT_MS;
+	uint64_t deadline = tu_now_ms() + H_REACT_MS;
 
 	while (shmem(pid) + by > before) {
-		h_check(h_now_ms() < deadline,
+		h_check(tu_now_ms() < deadline,
 			"%s: RssShmem %llu kB, %llu kB before a trim of "
 			"%llu kB or more",
 			who, (unsigned long long)shmem(pid) / 1024,
 			(unsigned long long)before / 1024, (unsigned long long)by / 1024);
-		h_sleep_ms(H_POLL_MS);
+		tu_sleep_ms(H_POLL_MS);
 	}
 }
 
@@ -175,13 +175,13 @@ static void test_idle_trim(void **state)
 	h_write_conf(CONF "trim_idle 300ms\n");
 	reload();
 	make_idle();
-	deadline = h_now_ms() + 2 * H_REACT_MS;
+	deadline = tu_now_ms() + 2 * H_REACT_MS;
 	for (;;) {
 		h_check(h_client_json(client->pid, json, sizeof(json)), "client not listed");
 		if (h_stats_u64("trims_idle") > i0 && h_client_class_sum(json, "idle") == 0)
 			break;
-		h_check(h_now_ms() < deadline, "no idle trim in %d ms: %s", 2 * H_REACT_MS, json);
-		h_sleep_ms(50);
+		h_check(tu_now_ms() < deadline, "no idle trim in %d ms: %s", 2 * H_REACT_MS, json);
+		tu_sleep_ms(50);
 	}
 	/* trimmed_bytes counts a punch when io_uring completes it, after the
 	 * slots left the idle list and trims_idle was counted. */
