@@ -26,11 +26,10 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "hak_size.h"
 #include "hakclient.h"
 
 #define PAGE 4096u
-#define KIB 1024u
-#define MIB (1024u * KIB)
 #define NS_PER_SEC 1000000000ull
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2

@@ -141,9 +141,9 @@ double median(double *v, unsigned n)
 const char *size_name(size_t bytes, char *buf, size_t len)
 {
 	if (bytes % MIB == 0)
-		snprintf(buf, len, "%zu MiB", bytes / MIB);
+		snprintf(buf, len, "%zu MiB", (size_t)(bytes / MIB));
 	else
-		snprintf(buf, len, "%zu KiB", bytes / KIB);
+		snprintf(buf, len, "%zu KiB", (size_t)(bytes / KIB));
 	return buf;
 }
 

@@ -37,7 +37,8 @@
 #define QUICK_REPEATS 3u
 /* Bytes of slots held at once: an allocator takes a run of extents, then
  * frees them. */
-#define DEFAULT_BATCH_BYTES (256u * KIB)
+/* options.batch_bytes is unsigned. */
+#define DEFAULT_BATCH_BYTES ((unsigned)(256 * KIB))
 
 struct scenario {
 	const char *name;

@@ -279,7 +279,7 @@ int scenario_latency(struct bench *b)
 	if (!b->o->json) {
 		printf("### latency: one allocation until its first byte is written, ns\n\n"
 		       "Steady load, a %u KiB window, paced at %u ns per 4 KiB page.\n\n",
-		       b->o->batch_bytes / KIB, PACE_NS_PER_PAGE);
+		       (unsigned)(b->o->batch_bytes / KIB), PACE_NS_PER_PAGE);
 		table_print(&t);
 	}
 	target = (struct target_line){"4 KiB, pool ready: hak p99.9 allocation latency (ns)",

@@ -149,7 +149,7 @@ void page_print_head(const struct options *o)
 	       "thread (the bursts only, in the burst regime); CPU ns/page: whole system, the "
 	       "allocating threads' CPU plus the daemon's until it is idle again; x mmap, x "
 	       "retain-memset: how many times faster per page.\n\n",
-	       o->pages, o->batch_bytes / KIB, o->repeats);
+	       o->pages, (unsigned)(o->batch_bytes / KIB), o->repeats);
 	table_init(&t, "method|what");
 	for (int m = 0; m < M_NR; m++)
 		table_row(&t, "%s|%s", methods[m].name, methods[m].what);

@@ -22,10 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hak_size.h"
 #include "workloads.h"
 
-#define KIB 1024u
-#define MIB (1024u * KIB)
 #define PAGE (4 * KIB)
 #define CALLOC_MIN (64 * KIB)
 #define CALLOC_MAX (2 * MIB)

@@ -14,9 +14,7 @@
 #define USEC_PER_SEC UINT64_C(1000000)
 #define MSEC_PER_SEC UINT64_C(1000)
 
-#define KIB UINT64_C(1024)
-#define MIB (1024 * KIB)
-#define GIB (1024 * MIB)
+#include "hak_size.h"
 #define TIB (1024 * GIB)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -19,10 +19,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "hak_size.h"
 #include "internal.h"
-
-#define KIB 1024ull
-#define MIB (1024ull * KIB)
 
 /* Pool size when hak_client_set_pool_size() left it to the daemon: the
  * daemon's default, so that both modes hold the same memory. */

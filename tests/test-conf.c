@@ -12,12 +12,10 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "hak_size.h"
 
 #define MAX_ERRORS 16
 #define ERR_LEN 512
-#define KIB 1024ull
-#define MIB (1024 * KIB)
-#define GIB (1024 * MIB)
 
 /* Collected error messages. */
 struct errors {

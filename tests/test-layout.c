@@ -14,9 +14,7 @@
 #include <cmocka.h>
 
 #include "hak_layout.h"
-
-#define KIB 1024ull
-#define MIB (1024ull * KIB)
+#include "hak_size.h"
 
 /* The default classes: 4 KiB, 64 KiB, 2 MiB (a 64 MiB pool or so). */
 static const struct hak_class_geom default_geom[] = {

@@ -22,10 +22,10 @@
 
 #include <cmocka.h>
 
+#include "hak_size.h"
 #include "harness.h"
 
 #define TEST_ALARM_S 120
-#define MIB (1ull << 20)
 /* uid and gid of the second user (nobody) for the per-uid limit. */
 #define OTHER_ID 65534
 /* A refused client retries with back-off up to 2 s. */
