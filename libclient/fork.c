@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -20,6 +21,37 @@ static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hak_client *fork_list;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static int fork_once_err;
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* From the atfork child handler: only this thread exists.  The child keeps
+ * nothing of the parent's connection: the socket is closed (or the daemon
+ * would not see the parent die), the pools become absent. */
+static void hak_client_reset_in_child(struct hak_client *c)
+{
+	c->mon.running = false;
+	c->mon.stopping = false;
+	c->mon.retry = false;
+	close_fd(&c->mon.wake_fd);
+	close_fd(&c->sock);
+	hak_prefault_forget(c);
+	/* A local pool is private memory, copy-on-write: the child keeps it,
+	 * and the monitor it restarts services it.  Shared pools are gone. */
+	if (c->cur && !c->cur->local)
+		__atomic_store_n(&c->cur, NULL, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < c->npools; i++) {
+		if (c->pools[i]->local)
+			hak_local_reset_in_child(c->pools[i]);
+		else
+			hak_pool_forget(c->pools[i]);
+	}
+	__atomic_store_n(&c->child_restart, c->want_connect, __ATOMIC_RELAXED);
+}
 
 static void atfork_prepare(void)
 {

@@ -283,7 +283,6 @@ void hak_monitor_stop(struct hak_client *c);
 void hak_monitor_wake(struct hak_client *c);
 void hak_monitor_schedule_retry(struct hak_client *c, bool immediately);
 void hak_monitor_child_restart(struct hak_client *c);
-void hak_client_reset_in_child(struct hak_client *c);
 
 /* ---- prefault.c (all with c->lock held) ---- */
 

@@ -240,34 +240,3 @@ void hak_monitor_child_restart(struct hak_client *c)
 	pthread_mutex_unlock(&c->lock);
 	errno = saved;
 }
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
-/* From the atfork child handler: only this thread exists.  The child keeps
- * nothing of the parent's connection: the socket is closed (or the daemon
- * would not see the parent die), the pools become absent. */
-void hak_client_reset_in_child(struct hak_client *c)
-{
-	c->mon.running = false;
-	c->mon.stopping = false;
-	c->mon.retry = false;
-	close_fd(&c->mon.wake_fd);
-	close_fd(&c->sock);
-	hak_prefault_forget(c);
-	/* A local pool is private memory, copy-on-write: the child keeps it,
-	 * and the monitor it restarts services it.  Shared pools are gone. */
-	if (c->cur && !c->cur->local)
-		__atomic_store_n(&c->cur, NULL, __ATOMIC_RELAXED);
-	for (unsigned i = 0; i < c->npools; i++) {
-		if (c->pools[i]->local)
-			hak_local_reset_in_child(c->pools[i]);
-		else
-			hak_pool_forget(c->pools[i]);
-	}
-	__atomic_store_n(&c->child_restart, c->want_connect, __ATOMIC_RELAXED);
-}
