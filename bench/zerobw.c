@@ -23,7 +23,7 @@
 
 #include "bench.h"
 #include "methods.h"
-#include "zero.h"
+#include "zero-pick.h"
 
 #define ROUNDS 3
 #define HOT_BYTES_PER_ROUND (256u * MIB)
@@ -242,7 +242,7 @@ static void print_daemon(struct bench *b, const struct daemon_bw *d, unsigned n,
 	table_print(&t);
 }
 
-/* What zero_method auto weighs (daemon/zero-pick.c), measured here. */
+/* What zero_method auto weighs (shared/zero-pick.c), measured here. */
 static void print_end_to_end(struct bench *b)
 {
 	static struct table t;
@@ -278,7 +278,7 @@ static void print_end_to_end(struct bench *b)
 	if (b->o->json)
 		return;
 	printf("### zero: end to end, as zero_method auto measures it\n\n"
-	       "Per 4 KiB page, best of a few rounds (daemon/zero-pick.c): zeroing on this "
+	       "Per 4 KiB page, best of a few rounds (shared/zero-pick.c): zeroing on this "
 	       "CPU an 8 MiB region another CPU dirtied, plus that CPU writing it again "
 	       "afterwards: every byte for small slots, one byte per page for large ones.  "
 	       "The daemon measured the same at its start (its pick is in its log; the "

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Zeroing: the methods (rep stosb, non-temporal stores, memset), their
- * measurement, and the low-priority worker threads that zero returned slots
- * in place through the daemon's mapping of a pool.
+ * Zeroing: the low-priority worker threads that zero returned slots in
+ * place through the daemon's mapping of a pool.  The methods (rep stosb,
+ * non-temporal stores, memset) and their measurement are in shared/, one
+ * copy for the daemon and hakbench.
  */
 #ifndef HAKD_ZERO_H
 #define HAKD_ZERO_H
@@ -11,70 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum zero_method {
-	ZERO_AUTO,	/* measure at start-up, take the fastest */
-	ZERO_REP_STOSB, /* x86-64 "rep stosb" (fast with ERMS/FSRM) */
-	ZERO_NT,	/* non-temporal stores (AVX2 or SSE2), no cache pollution */
-	ZERO_MEMSET,	/* the C library's memset */
-	ZERO_METHOD_NR,
-};
+#include "zero-kernels.h"
+#include "zero-pick.h"
 
-/* Scratch buffer zero_measure() zeroes: larger than a last-level cache, so
- * that the numbers are those of zeroing memory, not cache. */
-#define ZERO_MEASURE_BYTES (32u << 20)
-#define ZERO_MEASURE_ROUNDS 3
-
-const char *zero_method_name(enum zero_method m);
-/* "auto", "rep-stosb", "nt", "memset" -> method, or -EINVAL. */
-int zero_method_parse(const char *name);
-bool zero_method_supported(enum zero_method m);
-
-/* Zeroes [p, p + len) with method m (not ZERO_AUTO).  Returns 0, or
- * -EOPNOTSUPP for a method this CPU lacks.  Stores are globally visible
- * (fenced) when it returns. */
-int zero_range(enum zero_method m, void *p, size_t len);
-/* The same without the fence: for zeroing many slots, then zero_fence()
- * once.  A fence after every 4 KiB slot waits each time for the
- * non-temporal stores to drain, which costs more than the stores. */
-int zero_range_unfenced(enum zero_method m, void *p, size_t len);
-/* Makes every store of zero_range_unfenced before it globally visible. */
-void zero_fence(void);
 /* Whether every page of [p, p + len) is in its file's page cache (mincore);
  * false on error.  p is page-aligned. */
 bool zero_all_resident(void *p, size_t len);
-
-/* Measures every supported method on a scratch buffer, best of
- * ZERO_MEASURE_ROUNDS; gbps[m] is in GB/s (10^9 bytes), 0 for ZERO_AUTO and
- * unsupported methods.  Returns 0 or -errno. */
-int zero_measure(double gbps[ZERO_METHOD_NR]);
-/* The fastest measured method. */
-enum zero_method zero_fastest(const double gbps[ZERO_METHOD_NR]);
-
-/* ---- zero_method auto (zero-pick.c) ---- */
-
-/* Slots from this size up are "large": auto picks a method for them apart. */
-#define ZERO_LARGE_SLOT (256u << 10)
-/* The slot sizes auto measures for small and for large slots. */
-#define ZERO_PICK_SMALL (4u << 10)
-#define ZERO_PICK_LARGE (2u << 20)
-
-struct zero_pick {
-	double gbps[ZERO_METHOD_NR];	 /* zero_measure: raw bandwidth */
-	double small_ns[ZERO_METHOD_NR]; /* end to end, ns per 4 KiB page; 0: not measured */
-	double large_ns[ZERO_METHOD_NR];
-	enum zero_method small, large; /* the cheapest for each */
-	bool end_to_end;	       /* false: picked by bandwidth (one CPU only) */
-};
-
-/* Measures every supported method end to end (zeroing on this CPU a region
- * another CPU dirtied, plus that CPU's writes afterwards) for small and
- * large slots, and picks the cheapest of each; p->small and p->large stay
- * as they were when it cannot (-ENOTSUP: no second CPU).  Takes some
- * 10-50 ms, and pins the calling thread meanwhile.  Returns 0 or -errno. */
-int zero_pick_end_to_end(struct zero_pick *p);
-/* The bandwidths (zero_measure) and the picks by bandwidth, then
- * zero_pick_end_to_end. */
-int zero_pick_measure(struct zero_pick *p);
 
 /* ---- workers (zero-workers.c) ---- */
 
