@@ -7,15 +7,19 @@
  *                waiting for it to go idle, stopping it), the client
  *   output.c     padded Markdown tables and one-JSON-object-per-line output
  *   methods.c    the ways of getting zero-filled memory that `page` compares
+ *   page.h       `page`'s matrix: regimes, classes, one result per cell
  *   page.c       `page`: allocate -> write -> free, ns and CPU per page
  *   page-report.c  its tables and JSON rows
- *   targets.c    the issue's targets, checked against one `page` run
  *   zerobw.c     `zero`: the daemon's zeroing against one core's bandwidth
  *   latency.c    `latency`: the distribution of one allocation's latency
  *   profile.c    `profile`: perf samples in page faults and clear_page*
  *
  * A "page" is always 4 KiB: per-page figures divide by the number of 4 KiB
  * pages touched, whatever the size class.
+ *
+ * hakbench prints measurements and their ratios within one run.  Which
+ * ratios are targets, whether they are met, and why not, is the report's
+ * business: bench/targets.py reads the JSON lines (`make bench`).
  */
 #ifndef HAKBENCH_BENCH_H
 #define HAKBENCH_BENCH_H
@@ -135,20 +139,6 @@ void json_u64(struct json *j, const char *key, uint64_t v);
 void json_num(struct json *j, const char *key, double v, int decimals); /* < 0 -> null */
 void json_bool(struct json *j, const char *key, bool v);
 void json_end(struct json *j, const struct bench *b);
-
-/* ---- targets.c ---- */
-
-struct target_line {
-	const char *what;
-	double value, limit;
-	bool at_most;	      /* value <= limit (else >=) */
-	const char *why;      /* when missed: the measured reason */
-	const char *proposal; /* when missed: what would reach it */
-};
-
-/* Prints the lines as a table (and JSON), then the reasons for each one
- * missed.  value < 0: not measured. */
-void targets_report(struct bench *b, const char *scenario, const struct target_line *t, unsigned n);
 
 /* ---- scenarios ---- */
 

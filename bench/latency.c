@@ -31,15 +31,6 @@
 #define MIN_SAMPLES 1000u
 #define MAX_SAMPLES (64u * 1024u)
 #define CALIBRATE_NS (20 * 1000 * 1000ull)
-#define TARGET_P999_NS 1000.0
-#define WHY_P999                                                                                   \
-	"The p99.9 is one sample in a thousand: on a busy 2-vCPU VM the allocating thread is "     \
-	"interrupted or preempted that often, and the allocation that crosses the low "            \
-	"watermark while the daemon is idle writes the doorbell (a system call, after which the "  \
-	"woken daemon may run first)."
-#define FIX_P999                                                                                   \
-	"Ring the doorbell off the allocating call (the free path, or a batch boundary); "         \
-	"measure on an isolated core to tell the allocator's tail from the machine's."
 
 static const size_t lat_sizes[] = {4 * KIB, 64 * KIB, 2 * MIB};
 #define NR_SIZES (sizeof(lat_sizes) / sizeof(lat_sizes[0]))
@@ -262,17 +253,13 @@ static void dry_cases(struct bench *b, struct table *t)
 int scenario_latency(struct bench *b)
 {
 	static struct table t;
-	struct lat_case c, hak4k = {0};
-	struct target_line target;
+	struct lat_case c;
 
 	calibrate();
 	table_init(&t, "phase|method|class|>samples|>p50 ns|>p99 ns|>p99.9 ns|>max ns|>mean ns"
 		       "|served by (hak)");
-	for (size_t i = 0; i < NR_SIZES; i++) {
+	for (size_t i = 0; i < NR_SIZES; i++)
 		measure(b, &t, M_HAK, lat_sizes[i], false, &c);
-		if (i == 0)
-			hak4k = c;
-	}
 	measure(b, &t, M_RETAIN_MEMSET, lat_sizes[0], false, &c);
 	measure(b, &t, M_MMAP, lat_sizes[0], false, &c);
 	dry_cases(b, &t);
@@ -282,13 +269,5 @@ int scenario_latency(struct bench *b)
 		       (unsigned)(b->o->batch_bytes / KIB), PACE_NS_PER_PAGE);
 		table_print(&t);
 	}
-	target = (struct target_line){"4 KiB, pool ready: hak p99.9 allocation latency (ns)",
-				      bench_connected(b) && hak4k.served.alloc_ready ? hak4k.p999
-										     : -1,
-				      TARGET_P999_NS,
-				      true,
-				      WHY_P999,
-				      FIX_P999};
-	targets_report(b, "latency", &target, 1);
 	return 0;
 }

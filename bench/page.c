@@ -354,6 +354,5 @@ int scenario_page(struct bench *b)
 			daemon_quiesce(b);
 		}
 	}
-	page_targets(b);
 	return 0;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* `page`: its regimes and results, shared with the targets check. */
+/* `page`: its regimes and results, shared with its report. */
 #ifndef HAKBENCH_PAGE_H
 #define HAKBENCH_PAGE_H
 
@@ -51,7 +51,5 @@ const struct page_result *page_result(enum regime rg, unsigned threads, unsigned
  * rows) per regime and thread count. */
 void page_print_head(const struct options *o);
 void page_report(struct bench *b, enum regime rg, unsigned threads);
-/* targets.c: the targets that `page` measures, as a table. */
-void page_targets(struct bench *b);
 
 #endif

