@@ -126,11 +126,11 @@ def page_value(res, regime, threads, kind, other):
     """hak against another method (or itself on 1 thread) in one cell of
     `page`, 4 KiB class; None when either did not run."""
     hak = res.page(regime, threads, "hak")
+    if kind == "faults":
+        return hak.get("faults_per_page") if hak else None
     o = res.page(regime, 1 if kind == "scale" else threads, "hak" if kind == "scale" else other)
     if not hak or not o:
         return None
-    if kind == "faults":
-        return hak.get("faults_per_page")
     key, mine_over_other = {
         "speed": ("ns_per_page", False),  # how many times faster per page
         "pps": ("pages_per_s", True),
