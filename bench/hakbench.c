@@ -123,7 +123,7 @@ static int class_parse(const char *s)
 static int regime_parse(const char *s)
 {
 	for (int i = 0; i < R_NR; i++)
-		if (strcmp(s, regime_names[i]) == 0)
+		if (strcmp(s, regime_name(i)) == 0)
 			return i;
 	return -1;
 }

@@ -9,6 +9,7 @@
 
 #include "bench.h"
 #include "methods.h"
+#include "page-report.h"
 #include "page.h"
 
 static double ratio(const struct page_result *base, double mine, bool cpu)
@@ -61,7 +62,7 @@ static void table_add(struct table *t, unsigned cls, int m, const struct page_re
 	else
 		snprintf(served, sizeof(served), "-");
 	table_row(t, "%s|%s|%.1f|%s|%.2f|%.4f|%.1f|%s|%.1f|%s|%s|%s|%s",
-		  size_name(class_sizes[cls], name, sizeof(name)), methods[m].name, r->ns, range,
+		  size_name(class_size(cls), name, sizeof(name)), methods[m].name, r->ns, range,
 		  r->pps / 1e6, r->faults, r->client_cpu, dcpu, r->cpu, x_mm, x_rm, c_rm, served);
 }
 
@@ -86,8 +87,8 @@ static void json_add_row(struct bench *b, enum regime rg, unsigned threads, unsi
 
 	json_begin(&j, "page");
 	json_str(&j, "method", methods[m].name);
-	json_u64(&j, "class_bytes", class_sizes[cls]);
-	json_str(&j, "regime", regime_names[rg]);
+	json_u64(&j, "class_bytes", class_size(cls));
+	json_str(&j, "regime", regime_name(rg));
 	json_u64(&j, "threads", threads);
 	json_u64(&j, "pages", r->pages);
 	json_u64(&j, "repeats", r->repeats);
@@ -110,7 +111,7 @@ static void json_add_row(struct bench *b, enum regime rg, unsigned threads, unsi
 	json_end(&j, b);
 }
 
-void page_report(struct bench *b, enum regime rg, unsigned threads)
+void page_report(struct bench *b, const struct page_results *all, enum regime rg, unsigned threads)
 {
 	static struct table t;
 	bool any = false;
@@ -119,11 +120,11 @@ void page_report(struct bench *b, enum regime rg, unsigned threads)
 		       "|>client CPU ns/page|>daemon CPU ns/page|>CPU ns/page|>x mmap"
 		       "|>x retain-memset|>CPU / retain-memset|served by (hak)");
 	for (unsigned cls = 0; cls < BENCH_MAX_CLASSES; cls++) {
-		const struct page_result *mm = page_result(rg, threads, cls, M_MMAP);
-		const struct page_result *rm = page_result(rg, threads, cls, M_RETAIN_MEMSET);
+		const struct page_result *mm = page_result(all, rg, threads, cls, M_MMAP);
+		const struct page_result *rm = page_result(all, rg, threads, cls, M_RETAIN_MEMSET);
 
 		for (int m = 0; m < M_NR; m++) {
-			const struct page_result *r = page_result(rg, threads, cls, m);
+			const struct page_result *r = page_result(all, rg, threads, cls, m);
 
 			if (!r)
 				continue;
@@ -133,7 +134,7 @@ void page_report(struct bench *b, enum regime rg, unsigned threads)
 		}
 	}
 	if (any && !b->o->json) {
-		printf("### page, %s, %u thread%s\n\n", regime_names[rg], threads,
+		printf("### page, %s, %u thread%s\n\n", regime_name(rg), threads,
 		       threads > 1 ? "s" : "");
 		table_print(&t);
 	}

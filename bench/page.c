@@ -25,22 +25,12 @@
 
 #include "bench.h"
 #include "methods.h"
+#include "page-report.h"
 #include "page.h"
 
 #define FILL_BYTE 0xa5
 
-const char *const regime_names[R_NR] = {"burst", "sustained", "stalled"};
-const size_t class_sizes[BENCH_MAX_CLASSES] = {4 * KIB, 64 * KIB, 2 * MIB};
-
-static struct page_result results[R_NR][BENCH_MAX_THREADS][BENCH_MAX_CLASSES][M_NR];
-
-const struct page_result *page_result(enum regime rg, unsigned threads, unsigned cls,
-				      enum method_id m)
-{
-	const struct page_result *r = &results[rg][threads - 1][cls][m];
-
-	return r->done ? r : NULL;
-}
+static struct page_results results;
 
 /* One cell being measured. */
 struct cell {
@@ -276,7 +266,7 @@ static void run_cell(struct bench *b, struct group *g, enum regime rg, unsigned 
 	for (int m = 0; m < M_NR; m++) {
 		if (!method_wanted(b, rg, m))
 			continue;
-		cell_init(b, g, m, rg, threads, class_sizes[cls]);
+		cell_init(b, g, m, rg, threads, class_size(cls));
 		run_once(&g->cell[m], g->w[m], &g->s[m][0]); /* warm-up: not kept */
 	}
 	for (unsigned r = 0; r < repeats; r++)
@@ -289,7 +279,7 @@ static void run_cell(struct bench *b, struct group *g, enum regime rg, unsigned 
 				stats_add_delta(&g->served[m], &a, &z);
 			}
 	for (int m = 0; m < M_NR; m++) {
-		struct page_result *r = &results[rg][threads - 1][cls][m];
+		struct page_result *r = &results.cell[rg][threads - 1][cls][m];
 
 		if (!method_wanted(b, rg, m))
 			continue;
@@ -343,11 +333,11 @@ int scenario_page(struct bench *b)
 				if (wanted(o->classes, cls)) {
 					fprintf(stderr,
 						"hakbench: page, %s, %u thread(s), class %zu\n",
-						regime_names[rg], th, class_sizes[cls]);
+						regime_name(rg), th, class_size(cls));
 					run_cell(b, &g, rg, th, cls);
 					memset(&g, 0, sizeof(g));
 				}
-			page_report(b, rg, th);
+			page_report(b, &results, rg, th);
 		}
 		if (rg == R_STALLED) {
 			daemon_pause(b, false);

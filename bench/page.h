@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* `page`: its regimes and results, shared with its report. */
+/*
+ * `page`'s matrix: its regimes, classes and one result per cell.  Data
+ * only: page.c fills a struct page_results, page-report.c prints one.
+ */
 #ifndef HAKBENCH_PAGE_H
 #define HAKBENCH_PAGE_H
 
@@ -26,8 +29,20 @@ enum regime {
  * burst returned, and a few more to be woken. */
 #define BURST_GAP_NS (300 * 1000ull)
 
-extern const char *const regime_names[R_NR];
-extern const size_t class_sizes[BENCH_MAX_CLASSES];
+static inline const char *regime_name(enum regime rg)
+{
+	static const char *const names[R_NR] = {"burst", "sustained", "stalled"};
+
+	return (unsigned)rg < R_NR ? names[rg] : "?";
+}
+
+/* The slot size of class cls (0 .. BENCH_MAX_CLASSES - 1). */
+static inline size_t class_size(unsigned cls)
+{
+	static const size_t sizes[BENCH_MAX_CLASSES] = {4 * KIB, 64 * KIB, 2 * MIB};
+
+	return sizes[cls];
+}
 
 struct page_result {
 	bool done;
@@ -43,13 +58,18 @@ struct page_result {
 	bool connected;
 };
 
-/* The result of one cell of the matrix, or NULL when it did not run. */
-const struct page_result *page_result(enum regime rg, unsigned threads, unsigned cls,
-				      enum method_id m);
+struct page_results {
+	struct page_result cell[R_NR][BENCH_MAX_THREADS][BENCH_MAX_CLASSES][M_NR];
+};
 
-/* page-report.c: what the tables mean, once; then one table (and JSON
- * rows) per regime and thread count. */
-void page_print_head(const struct options *o);
-void page_report(struct bench *b, enum regime rg, unsigned threads);
+/* The result of one cell of the matrix, or NULL when it did not run. */
+static inline const struct page_result *page_result(const struct page_results *all, enum regime rg,
+						    unsigned threads, unsigned cls,
+						    enum method_id m)
+{
+	const struct page_result *r = &all->cell[rg][threads - 1][cls][m];
+
+	return r->done ? r : NULL;
+}
 
 #endif
