@@ -59,7 +59,7 @@
 /* What the client writes into every slot it takes. */
 #define DIRT 0xd1
 
-static const struct conf_class classes[] = {
+static const struct hak_class_spec classes[] = {
 	{4 * KIB, 50},
 	{8 * KIB, 25},
 	{16 * KIB, 25},
