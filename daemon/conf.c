@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf-internal.h"
 #include "hak_proto.h"
@@ -311,4 +312,15 @@ int conf_load(const char *path, conf_report_fn report_fn, void *data, struct con
 	r = conf_parse(f, path, report_fn, data, out);
 	fclose(f);
 	return r;
+}
+
+int conf_load_default(const char *path, conf_report_fn report_fn, void *data, struct conf **out)
+{
+	if (!path && access(CONF_DEFAULT_PATH, F_OK) == 0)
+		path = CONF_DEFAULT_PATH;
+	if (!path) {
+		*out = conf_new_defaults();
+		return *out ? 0 : -ENOMEM;
+	}
+	return conf_load(path, report_fn, data, out);
 }

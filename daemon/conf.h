@@ -67,6 +67,10 @@ void conf_free(struct conf *c);
  * returns -EINVAL, or -errno when the file cannot be read (also reported).
  */
 int conf_load(const char *path, conf_report_fn report, void *data, struct conf **out);
+/* The configuration the daemon runs on: the file at path (--config), else
+ * CONF_DEFAULT_PATH when it exists, else the embedded defaults (-ENOMEM
+ * when out of memory).  Otherwise as conf_load. */
+int conf_load_default(const char *path, conf_report_fn report, void *data, struct conf **out);
 /* The same from an open stream; name is used in messages. */
 int conf_parse(FILE *f, const char *name, conf_report_fn report, void *data, struct conf **out);
 

@@ -105,20 +105,6 @@ static void report_stderr(void *data, const char *msg)
 	fprintf(stderr, "%s\n", msg);
 }
 
-/* --config FILE, else the default file if it exists, else defaults. */
-static int load_conf(const struct options *o, struct conf **out)
-{
-	const char *path = o->config;
-
-	if (!path && access(CONF_DEFAULT_PATH, F_OK) == 0)
-		path = CONF_DEFAULT_PATH;
-	if (!path) {
-		*out = conf_new_defaults();
-		return *out ? 0 : -ENOMEM;
-	}
-	return conf_load(path, report_stderr, NULL, out);
-}
-
 static int bench_zero(void)
 {
 	double gbps[ZERO_METHOD_NR];
@@ -229,7 +215,7 @@ int main(int argc, char **argv)
 		log_set_level(LOG_DEBUG);
 	if (o.bench_zero)
 		return bench_zero();
-	r = load_conf(&o, &c);
+	r = conf_load_default(o.config, report_stderr, NULL, &c);
 	if (o.check_config) {
 		if (r == 0)
 			printf("%s: OK\n", c->path);

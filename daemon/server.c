@@ -239,20 +239,6 @@ static void log_changed(void *data, const char *key, bool live)
 		log_msg(LOG_WARNING, "reload: %s changed; it takes effect after a restart", key);
 }
 
-/* The file to read: --config, else the default path when it exists. */
-static int load_conf(const struct server *srv, struct conf **out)
-{
-	const char *path = srv->conf_path;
-
-	if (!path && access(CONF_DEFAULT_PATH, F_OK) == 0)
-		path = CONF_DEFAULT_PATH;
-	if (!path) {
-		*out = conf_new_defaults();
-		return *out ? 0 : -ENOMEM;
-	}
-	return conf_load(path, report_to_log, NULL, out);
-}
-
 static void apply_conf(struct server *srv, struct conf *c)
 {
 	struct conf *old = srv->conf;
@@ -276,7 +262,7 @@ static void apply_conf(struct server *srv, struct conf *c)
 static int reload(struct server *srv)
 {
 	struct conf *c = NULL;
-	int r = load_conf(srv, &c);
+	int r = conf_load_default(srv->conf_path, report_to_log, NULL, &c);
 
 	if (r == 0 && srv->socket_override)
 		r = conf_set_socket(c, srv->socket_override);
