@@ -116,8 +116,10 @@ struct session {
 	uint64_t connected_ns;
 	uint64_t offence_log; /* rate limit */
 	/* Doorbell accounting: armings the client took (each allows one ring)
-	 * and rings heard, the latter reset when a flood was counted. */
-	uint64_t bell_tokens, bell_rings;
+	 * and rings heard, the latter reset when a flood was counted; how far
+	 * floods went, in offences' worth (capped), which weighs on the
+	 * cut-off but not on the offences counted. */
+	uint64_t bell_tokens, bell_rings, bell_weight;
 	bool huge;
 };
 

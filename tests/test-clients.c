@@ -248,7 +248,8 @@ static void test_hangup_and_speaking(void **state)
 	assert_int_equal(fx->cl.n, 0);
 }
 
-/* A doorbell flood through the loop ends in a cut-off. */
+/* A doorbell flood through the loop ends in a cut-off, and counts as one
+ * offence in the totals whatever the value written. */
 static void test_doorbell_flood(void **state)
 {
 	struct fixture *fx = *state;
@@ -260,6 +261,9 @@ static void test_doorbell_flood(void **state)
 	assert_true(a->dead);
 	assert_int_equal(totals(fx).cut_off, 1);
 	assert_int_equal(totals(fx).st.doorbells, 1);
+	assert_int_equal(totals(fx).st.offences, 1);
+	clients_bury(&fx->cl);
+	assert_int_equal(totals(fx).st.offences, 1);
 }
 
 int main(void)

@@ -268,6 +268,32 @@ static void test_verdict_doorbell_flood(void **state)
 	assert_int_equal(fx->s->st.doorbells, 2);
 }
 
+/* However many rings one write claims, a flood is one offence: the
+ * eventfd's value is the client's to choose. */
+static void test_doorbell_flood_counts_once(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(session_doorbell(fx->s, 4 * RINGS_PER_OFFENCE), SESSION_OK);
+	assert_int_equal(fx->s->st.offences, 1);
+	assert_int_equal(session_doorbell(fx->s, 4 * RINGS_PER_OFFENCE), SESSION_OK);
+	assert_int_equal(fx->s->st.offences, 2);
+	/* The largest value an eventfd holds. */
+	assert_int_equal(session_doorbell(fx->s, UINT64_MAX - 1), SESSION_BELL_FLOOD);
+	assert_int_equal(fx->s->st.offences, 3);
+}
+
+/* Rings that wrap the count around are still a flood. */
+static void test_doorbell_flood_no_wrap(void **state)
+{
+	struct fixture *fx = *state;
+
+	/* Within the slack, then enough to wrap a plain sum back below it. */
+	assert_int_equal(session_doorbell(fx->s, 3), SESSION_OK);
+	assert_int_equal(session_doorbell(fx->s, UINT64_MAX - 1), SESSION_BELL_FLOOD);
+	assert_int_equal(fx->s->st.offences, 1);
+}
+
 static void test_verdict_pool_fault(void **state)
 {
 	struct fixture *fx = *state;
@@ -321,6 +347,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verdict_too_many_offences, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verdict_impossible_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verdict_doorbell_flood, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_doorbell_flood_counts_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_doorbell_flood_no_wrap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verdict_pool_fault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_session_does_nothing, setup, teardown),
 	};
