@@ -8,8 +8,11 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "clients.h"
 #include "conf.h"
@@ -18,6 +21,15 @@
 #include "session.h"
 #include "util.h"
 #include "zero.h"
+
+#define LINGER_LOG_INTERVAL_NS NSEC_PER_SEC
+
+struct lingering {
+	struct lingering *prev, *next;
+	struct watch w;
+	uid_t uid;
+	uint64_t pool_size;
+};
 
 void clients_init(struct clients *cl, struct loop *loop)
 {
@@ -59,6 +71,9 @@ uint64_t clients_uid_bytes(const struct clients *cl, uid_t uid)
 	for (const struct session *s = cl->list; s; s = s->next)
 		if (s->uid == uid)
 			bytes += s->pool_size;
+	for (const struct lingering *lg = cl->lingering; lg; lg = lg->next)
+		if (lg->uid == uid)
+			bytes += lg->pool_size;
 	return bytes;
 }
 
@@ -74,13 +89,76 @@ uint64_t clients_ready_pages(const struct clients *cl)
 int clients_admit(const struct clients *cl, const struct clients_limits *lim, uid_t uid,
 		  uint64_t bytes)
 {
-	if (cl->n >= lim->max_clients)
+	if (cl->n + cl->nlinger >= lim->max_clients)
 		return -EUSERS;
 	if (lim->uid_bytes && clients_uid_bytes(cl, uid) + bytes > lim->uid_bytes)
 		return -EDQUOT;
-	if (lim->budget && cl->pool_bytes + bytes > lim->budget)
+	if (lim->budget && cl->pool_bytes + cl->linger_bytes + bytes > lim->budget)
 		return -ENOMEM;
 	return 0;
+}
+
+/* ---- sockets whose WELCOME is unread ---- */
+
+static void linger_del(struct clients *cl, struct lingering *lg)
+{
+	if (lg->prev)
+		lg->prev->next = lg->next;
+	else
+		cl->lingering = lg->next;
+	if (lg->next)
+		lg->next->prev = lg->prev;
+	cl->nlinger--;
+	cl->linger_bytes -= lg->pool_size;
+	loop_close(cl->loop, &lg->w);
+	free(lg);
+}
+
+/* The client closed its socket: what was in flight is gone.  Freeing the
+ * watch here is safe: its descriptor is in this round's events once. */
+static void on_linger_hup(struct watch *w, uint32_t events)
+{
+	linger_del(w->data, container_of(w, struct lingering, w));
+}
+
+/* Whether the client has not read its WELCOME yet: on a unix socket the
+ * bytes the sender has queued stay charged to it until they are read. */
+static bool welcome_unread(int sock)
+{
+	int queued = 0;
+
+	return sock >= 0 && ioctl(sock, SIOCOUTQ, &queued) == 0 && queued > 0;
+}
+
+/* Keeps the socket of an ending session while its WELCOME is unread (it
+ * is then not closed with the session). */
+static void linger(struct clients *cl, struct session *s)
+{
+	static uint64_t last_log;
+	struct lingering *lg;
+
+	if (!welcome_unread(s->sock))
+		return;
+	lg = cl->nlinger < CLIENTS_MAX_LINGERING ? calloc(1, sizeof(*lg)) : NULL;
+	if (!lg) {
+		if (log_ratelimit(&last_log, LINGER_LOG_INTERVAL_NS))
+			log_session(LOG_WARNING, s,
+				    "too many unread WELCOMEs; closing without waiting");
+		return;
+	}
+	*lg = (struct lingering){
+		.w = {s->sock, on_linger_hup, cl}, .uid = s->uid, .pool_size = s->pool_size};
+	if (loop_add(cl->loop, &lg->w, EPOLLRDHUP) < 0) {
+		free(lg);
+		return;
+	}
+	s->sock = -1;
+	lg->next = cl->lingering;
+	if (lg->next)
+		lg->next->prev = lg;
+	cl->lingering = lg;
+	cl->nlinger++;
+	cl->linger_bytes += lg->pool_size;
 }
 
 /* ---- coming and going ---- */
@@ -108,6 +186,7 @@ void clients_close(struct clients *cl, struct session *s, const char *why)
 		s->next->prev = s->prev;
 	cl->n--;
 	cl->pool_bytes -= s->pool_size;
+	linger(cl, s);
 	session_close(s);
 	s->grave_next = cl->grave;
 	cl->grave = s;
@@ -213,6 +292,8 @@ void clients_fini(struct clients *cl)
 {
 	while (cl->list)
 		clients_close(cl, cl->list, NULL);
+	while (cl->lingering)
+		linger_del(cl, cl->lingering);
 	bury(cl, true);
 }
 

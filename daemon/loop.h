@@ -35,7 +35,8 @@ void loop_del(struct loop *l, struct watch *w);
 void loop_close(struct loop *l, struct watch *w);
 
 /* Waits for events and calls their watches' functions once each.  A
- * function may delete any watch, but must not free one before the call
+ * function may delete any watch, and free its own (a descriptor is in a
+ * round's events once), but must not free another before the call
  * returns: later events of this round may still name it.  Returns 0 or
  * -errno (not -EINTR: a signal ends the wait with 0). */
 int loop_dispatch(struct loop *l);

@@ -13,7 +13,8 @@
  *                  HELLO hands it to the client list, or an admin request),
  *                  admin.c (the answers to admin requests)
  *   clients.c      the client list: registration, limits and budget,
- *                  cut-offs (acting on the sessions' verdicts), totals
+ *                  cut-offs (acting on the sessions' verdicts), totals,
+ *                  sockets of ended sessions whose WELCOME is unread
  *   session.c      one client: its pool and control segment, WELCOME, close;
  *                  slots.c (its slot state machine), doorbell.c (its
  *                  doorbell), trim.c (its trimming and tick).  These return

@@ -52,8 +52,21 @@ static void unexpected(struct watch *w, uint32_t events)
 	fail_msg("a connection's watch ran for a registered client");
 }
 
-/* A client of uid: a session on a socketpair, registered. */
-static struct session *add(struct fixture *fx, uid_t uid)
+/* The client reads its WELCOME and closes the descriptors it got. */
+static void read_welcome(int peer)
+{
+	char buf[HAK_MSG_MAX];
+	int fds[HAK_WELCOME_NFDS], nfds = 0;
+
+	assert_true(hak_sock_recv(peer, buf, sizeof(buf), fds, HAK_WELCOME_NFDS, &nfds, 0) > 0);
+	assert_int_equal(nfds, HAK_WELCOME_NFDS);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+/* A client of uid: a session on a socketpair, registered; the client has
+ * not read its WELCOME. */
+static struct session *add_unread(struct fixture *fx, uid_t uid)
 {
 	struct ucred cred = {.pid = getpid(), .uid = uid, .gid = getgid()};
 	struct watch conn_w;
@@ -69,6 +82,15 @@ static struct session *add(struct fixture *fx, uid_t uid)
 	assert_int_equal(clients_add(&fx->cl, s), 0);
 	fx->s[fx->n] = s;
 	fx->peer[fx->n++] = sv[1];
+	return s;
+}
+
+/* A client of uid that read its WELCOME, as a client does. */
+static struct session *add(struct fixture *fx, uid_t uid)
+{
+	struct session *s = add_unread(fx, uid);
+
+	read_welcome(fx->peer[fx->n - 1]);
 	return s;
 }
 
@@ -266,6 +288,47 @@ static void test_doorbell_flood(void **state)
 	assert_int_equal(totals(fx).st.offences, 1);
 }
 
+/* A client cut off before it read its WELCOME holds the WELCOME's
+ * descriptors in flight, charged to the daemon's user: until it closes its
+ * socket it still counts against its uid and max_clients. */
+static void test_unread_welcome_lingers(void **state)
+{
+	struct fixture *fx = *state;
+	struct session *a = add_unread(fx, UID_A);
+	uint64_t pool = a->pool_size;
+	struct clients_limits lim = {.max_clients = 1};
+
+	clients_close(&fx->cl, a, "testing");
+	clients_bury(&fx->cl);
+	assert_int_equal(fx->cl.n, 0);
+	assert_int_equal(fx->cl.nlinger, 1);
+	assert_int_equal(clients_uid_bytes(&fx->cl, UID_A), pool);
+	assert_int_equal(clients_admit(&fx->cl, &lim, UID_B, pool), -EUSERS);
+	lim = (struct clients_limits){.max_clients = 8, .uid_bytes = pool};
+	assert_int_equal(clients_admit(&fx->cl, &lim, UID_A, pool), -EDQUOT);
+	lim = (struct clients_limits){.max_clients = 8, .budget = pool};
+	assert_int_equal(clients_admit(&fx->cl, &lim, UID_B, pool), -ENOMEM);
+	close(fx->peer[0]);
+	fx->peer[0] = -1;
+	dispatch_one(fx);
+	assert_int_equal(fx->cl.nlinger, 0);
+	assert_int_equal(clients_uid_bytes(&fx->cl, UID_A), 0);
+	lim = (struct clients_limits){.max_clients = 1, .uid_bytes = pool, .budget = pool};
+	assert_int_equal(clients_admit(&fx->cl, &lim, UID_A, pool), 0);
+}
+
+/* A client that read its WELCOME holds nothing of the daemon's: its
+ * session's end frees everything at once. */
+static void test_read_welcome_does_not_linger(void **state)
+{
+	struct fixture *fx = *state;
+	struct session *a = add(fx, UID_A);
+
+	clients_close(&fx->cl, a, "testing");
+	assert_int_equal(fx->cl.nlinger, 0);
+	assert_int_equal(clients_uid_bytes(&fx->cl, UID_A), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +339,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verdicts_cut_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hangup_and_speaking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_doorbell_flood, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unread_welcome_lingers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_welcome_does_not_linger, setup, teardown),
 	};
 
 	log_set_level(LOG_ERR);
