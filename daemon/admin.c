@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "conf.h"
 #include "hak_proto.h"
 #include "server.h"
@@ -123,8 +124,10 @@ bool admin_allowed(const struct server *srv, int fd, const struct ucred *cred)
 static void status_json(struct server *srv, struct strbuf *o)
 {
 	struct zero_stats zs;
+	struct server_stats st;
 
 	zero_get_stats(&zs);
+	server_stats(srv, &st);
 	strbuf_printf(o,
 		      "{\"pid\":%d,\"version\":\"%s\",\"uptime_s\":%" PRIu64 ",\"clients\":%u,"
 		      "\"pool_bytes\":%" PRIu64 ",\"ready_pages\":%" PRIu64
@@ -133,34 +136,37 @@ static void status_json(struct server *srv, struct strbuf *o)
 		      ",\"refused\":%" PRIu64 ",\"trimmed_bytes\":%" PRIu64
 		      ",\"budget_bytes\":%" PRIu64 "}\n",
 		      (int)getpid(), PACKAGE_VERSION, (now_ns() - srv->start_ns) / NSEC_PER_SEC,
-		      srv->nclients, srv->pool_bytes, server_ready_pages(srv), zs.pages,
-		      srv->zero_rate, zero_method_name(zero_current_method()), zero_current_gbps(),
-		      srv->st.offences, srv->st.refused, srv->st.trimmed_bytes, server_budget(srv));
+		      srv->clients.n, srv->clients.pool_bytes, clients_ready_pages(&srv->clients),
+		      zs.pages, srv->zero_rate, zero_method_name(zero_current_method()),
+		      zero_current_gbps(), st.offences, st.refused, st.trimmed_bytes,
+		      server_budget(srv));
 }
 
 static void status_text(struct server *srv, struct strbuf *o)
 {
 	struct zero_stats zs;
+	struct server_stats st;
 	uint64_t up = (now_ns() - srv->start_ns) / NSEC_PER_SEC;
 	char pool[16], budget[16], trimmed[16];
 
 	zero_get_stats(&zs);
+	server_stats(srv, &st);
 	strbuf_printf(o, "hakzerod %s, pid %d, up %" PRIu64 "s\n", PACKAGE_VERSION, (int)getpid(),
 		      up);
-	strbuf_printf(o, "clients:      %u (max %u)\n", srv->nclients, srv->conf->max_clients);
+	strbuf_printf(o, "clients:      %u (max %u)\n", srv->clients.n, srv->conf->max_clients);
 	strbuf_printf(o, "pools:        %s (budget %s)\n",
-		      conf_format_size(pool, sizeof(pool), srv->pool_bytes),
+		      conf_format_size(pool, sizeof(pool), srv->clients.pool_bytes),
 		      server_budget(srv)
 			      ? conf_format_size(budget, sizeof(budget), server_budget(srv))
 			      : "none");
-	strbuf_printf(o, "ready pages:  %" PRIu64 "\n", server_ready_pages(srv));
+	strbuf_printf(o, "ready pages:  %" PRIu64 "\n", clients_ready_pages(&srv->clients));
 	strbuf_printf(o, "zeroed pages: %" PRIu64 " (%.0f/s)\n", zs.pages, srv->zero_rate);
 	strbuf_printf(o, "zeroing:      %s, %.2f GB/s\n", zero_method_name(zero_current_method()),
 		      zero_current_gbps());
-	strbuf_printf(o, "offences:     %" PRIu64 "\nrefused:      %" PRIu64 "\n", srv->st.offences,
-		      srv->st.refused);
+	strbuf_printf(o, "offences:     %" PRIu64 "\nrefused:      %" PRIu64 "\n", st.offences,
+		      st.refused);
 	strbuf_printf(o, "trimmed:      %s\n",
-		      conf_format_size(trimmed, sizeof(trimmed), srv->st.trimmed_bytes));
+		      conf_format_size(trimmed, sizeof(trimmed), st.trimmed_bytes));
 }
 
 /* ---- clients ---- */
@@ -227,9 +233,9 @@ static void client_text(const struct session *s, struct strbuf *o)
 
 static void clients(struct server *srv, bool json, struct strbuf *o)
 {
-	if (!json && !srv->sessions)
+	if (!json && !srv->clients.list)
 		strbuf_printf(o, "no clients\n");
-	for (const struct session *s = srv->sessions; s; s = s->next)
+	for (const struct session *s = srv->clients.list; s; s = s->next)
 		(json ? client_json : client_text)(s, o);
 }
 
@@ -239,8 +245,10 @@ static void stats(struct server *srv, bool json, struct strbuf *o)
 {
 	struct zero_stats zs;
 	struct uring_stats us;
-	const struct server_stats *st = &srv->st;
+	struct server_stats total;
+	const struct server_stats *st = &total;
 
+	server_stats(srv, &total);
 	zero_get_stats(&zs);
 	uring_get_stats(&us);
 	const struct {
@@ -287,16 +295,10 @@ static void stats(struct server *srv, bool json, struct strbuf *o)
 
 static int trim(struct server *srv, int32_t pid, bool json, struct strbuf *o)
 {
-	uint64_t bytes = 0;
-	unsigned matched = 0;
+	unsigned matched;
+	uint64_t bytes = clients_trim(&srv->clients, pid, &matched);
 	char size[16];
 
-	for (struct session *s = srv->sessions; s; s = s->next) {
-		if (pid != 0 && s->pid != pid)
-			continue;
-		bytes += session_trim(s, true);
-		matched++;
-	}
 	if (pid != 0 && matched == 0) {
 		strbuf_printf(o, "no client with pid %d", (int)pid);
 		return -ESRCH;

@@ -161,7 +161,7 @@ static int d_pool_size_max(struct conf *c, struct conf_arg *a)
 
 static int d_class(struct conf *c, struct conf_arg *a)
 {
-	struct conf_class cl;
+	struct hak_class_spec cl;
 	int r = parse_size_arg(a, a->v[0], HAK_PAGE_SIZE, CONF_MAX_CLASS_SIZE, &cl.size);
 
 	if (r < 0)

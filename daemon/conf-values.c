@@ -113,30 +113,21 @@ const char *conf_format_size(char *buf, size_t len, uint64_t bytes)
 	return buf;
 }
 
-#define PERCENT 100u
-
 unsigned conf_geometry(const struct conf *c, uint64_t pool_bytes, struct hak_class_geom *g)
 {
-	for (unsigned i = 0; i < c->nclasses; i++) {
-		/* pool_bytes is at most CONF_MAX_POOL: no overflow. */
-		uint64_t share = pool_bytes * c->cls[i].share / PERCENT;
-		uint64_t n = share / c->cls[i].size;
+	const struct hak_geom_params p = {
+		.ready_low_pct = c->ready_low,
+		.return_batch = c->return_batch,
+		.max_slots = HAK_GEOM_UNCAPPED,
+	};
 
-		g[i].slot_size = c->cls[i].size;
-		g[i].nslots = (uint32_t)(n == 0 ? 1 : min_u64(n, UINT32_MAX));
-		g[i].ready_low = conf_watermark(c->ready_low, g[i].nslots);
-		/* A quarter of the class at most: a class of few slots still
-		 * rings for its returns. */
-		g[i].ret_batch = (uint32_t)min_u64(c->return_batch, max_u64(g[i].nslots / 4, 1));
-	}
-	return c->nclasses;
+	/* pool_bytes is at most CONF_MAX_POOL: no overflow. */
+	return hak_geometry(c->cls, c->nclasses, pool_bytes, &p, g);
 }
 
 uint32_t conf_watermark(unsigned pct, uint32_t nslots)
 {
-	uint64_t n = (uint64_t)nslots * pct / PERCENT;
-
-	return (uint32_t)(n == 0 && pct > 0 ? 1 : n);
+	return hak_geom_watermark(pct, nslots);
 }
 
 static bool str_differs(const char *a, const char *b)

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf-internal.h"
 #include "hak_proto.h"
@@ -17,10 +18,7 @@
 
 /* ---- defaults ---- */
 
-#define DEFAULT_POOL_SIZE (64 * MIB)
 #define DEFAULT_POOL_SIZE_MAX GIB
-#define DEFAULT_READY_LOW 25
-#define DEFAULT_READY_HIGH 75
 /* Each doorbell costs a wakeup of the daemon (and a system call in the
  * client): several microseconds, tens on a VM, against ~0.1 us to zero a
  * 4 KiB slot.  Returns are not urgent while the ready ring is stocked (the
@@ -38,16 +36,6 @@
 #define DEFAULT_MAX_CLIENTS 1024
 #define DEFAULT_SOCKET_MODE 0666
 
-/* 2M + 4K: what jemalloc asks for a 2 MiB allocation (its size class plus
- * one page of cache-oblivious offset); without it such requests would find
- * no class and fall back. */
-static const struct conf_class default_classes[] = {
-	{4 * KIB, 25},
-	{64 * KIB, 25},
-	{2 * MIB, 25},
-	{2 * MIB + 4 * KIB, 25},
-};
-
 struct conf *conf_new_defaults(void)
 {
 	struct conf *c = calloc(1, sizeof(*c));
@@ -56,11 +44,11 @@ struct conf *conf_new_defaults(void)
 		return NULL;
 	*c = (struct conf){
 		.socket_mode = DEFAULT_SOCKET_MODE,
-		.pool_size = DEFAULT_POOL_SIZE,
+		.pool_size = HAK_DEFAULT_POOL_SIZE,
 		.pool_size_max = DEFAULT_POOL_SIZE_MAX,
-		.nclasses = ARRAY_SIZE(default_classes),
-		.ready_low = DEFAULT_READY_LOW,
-		.ready_high = DEFAULT_READY_HIGH,
+		.nclasses = HAK_DEFAULT_NCLASSES,
+		.ready_low = HAK_DEFAULT_READY_LOW_PCT,
+		.ready_high = HAK_DEFAULT_READY_HIGH_PCT,
 		.return_batch = DEFAULT_RETURN_BATCH,
 		.zero_threads = 1,
 		.zero_method = ZERO_AUTO,
@@ -73,7 +61,7 @@ struct conf *conf_new_defaults(void)
 		.max_clients = DEFAULT_MAX_CLIENTS,
 		.log_level = LOG_INFO,
 	};
-	memcpy(c->cls, default_classes, sizeof(default_classes));
+	memcpy(c->cls, hak_default_classes, sizeof(hak_default_classes));
 	c->path = strdup("(defaults)");
 	c->socket = strdup(HAK_DEFAULT_SOCKET);
 	if (!c->path || !c->socket) {
@@ -324,4 +312,15 @@ int conf_load(const char *path, conf_report_fn report_fn, void *data, struct con
 	r = conf_parse(f, path, report_fn, data, out);
 	fclose(f);
 	return r;
+}
+
+int conf_load_default(const char *path, conf_report_fn report_fn, void *data, struct conf **out)
+{
+	if (!path && access(CONF_DEFAULT_PATH, F_OK) == 0)
+		path = CONF_DEFAULT_PATH;
+	if (!path) {
+		*out = conf_new_defaults();
+		return *out ? 0 : -ENOMEM;
+	}
+	return conf_load(path, report_fn, data, out);
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "hak_geom.h"
 #include "hak_layout.h"
 #include "zero.h"
 
@@ -20,14 +21,9 @@
 /* Bounds the parser enforces. */
 #define CONF_MAX_POOL (1ull << 40)	 /* 1T: pool sizes times 100 fit in 64 bits */
 #define CONF_MAX_CLASS_SIZE (1ull << 30) /* 1G slots */
-#define CONF_MAX_SLOTS (1u << 24)	 /* per class, as hak_layout_compute accepts */
+#define CONF_MAX_SLOTS HAK_MAX_SLOTS	 /* per class, as hak_layout_compute accepts */
 #define CONF_MAX_CLIENTS 65536u
 #define CONF_MAX_RETURN_BATCH 4096u
-
-struct conf_class {
-	uint64_t size;	/* slot size, bytes */
-	unsigned share; /* percent of each pool */
-};
 
 struct conf {
 	char *path; /* the file it came from, or "(defaults)" */
@@ -40,7 +36,7 @@ struct conf {
 	uint64_t pool_size;
 	uint64_t pool_size_max;
 	unsigned nclasses;
-	struct conf_class cls[HAK_MAX_CLASSES];
+	struct hak_class_spec cls[HAK_MAX_CLASSES];
 	unsigned ready_low;  /* percent of a class's slots */
 	unsigned ready_high; /* percent of a class's slots */
 	unsigned return_batch;
@@ -71,6 +67,10 @@ void conf_free(struct conf *c);
  * returns -EINVAL, or -errno when the file cannot be read (also reported).
  */
 int conf_load(const char *path, conf_report_fn report, void *data, struct conf **out);
+/* The configuration the daemon runs on: the file at path (--config), else
+ * CONF_DEFAULT_PATH when it exists, else the embedded defaults (-ENOMEM
+ * when out of memory).  Otherwise as conf_load. */
+int conf_load_default(const char *path, conf_report_fn report, void *data, struct conf **out);
 /* The same from an open stream; name is used in messages. */
 int conf_parse(FILE *f, const char *name, conf_report_fn report, void *data, struct conf **out);
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Connections.  A new connection is nobody until its first datagram: HELLO
- * makes it a client (a session), ADMIN an admin request.  Anything else,
- * nothing within CONN_HELLO_TIMEOUT_NS, or passed descriptors, and it is cut
- * off and counted.
+ * makes it a client (a session, handed to the client list), ADMIN an admin
+ * request.  Anything else, nothing within CONN_HELLO_TIMEOUT_NS, or passed
+ * descriptors, and it is cut off and counted.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,9 +15,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "conf.h"
 #include "hak_proto.h"
 #include "log.h"
+#include "loop.h"
 #include "server.h"
 #include "session.h"
 #include "strbuf.h"
@@ -62,11 +64,7 @@ static void conn_close(struct server *srv, struct conn *cn)
 	if (cn->dead)
 		return;
 	cn->dead = true;
-	if (cn->w.fd >= 0) {
-		server_watch_del(srv, &cn->w);
-		close(cn->w.fd);
-		cn->w.fd = -1;
-	}
+	loop_close(&srv->loop, &cn->w);
 	conn_list_del(srv, cn);
 	cn->grave_next = srv->conn_grave;
 	srv->conn_grave = cn;
@@ -74,7 +72,7 @@ static void conn_close(struct server *srv, struct conn *cn)
 
 static void cut_off(struct server *srv, struct conn *cn, const char *why)
 {
-	server_count_offence(srv);
+	srv->st.offences++;
 	log_msg(LOG_NOTICE, "connection from pid %d uid %u cut off: %s", (int)cn->cred.pid,
 		(unsigned)cn->cred.uid, why);
 	conn_close(srv, cn);
@@ -105,54 +103,28 @@ __attribute__((format(printf, 4, 5))) static void refuse(struct server *srv, str
 static bool within_limits(struct server *srv, struct conn *cn, uint64_t want, uint64_t bytes)
 {
 	const struct conf *c = srv->conf;
-	uint64_t budget = server_budget(srv);
+	const struct clients_limits lim = {c->max_clients, c->uid_limit, server_budget(srv)};
 	char a[16], b[16];
+	int r;
 
 	if (want > c->pool_size_max) {
 		refuse(srv, cn, -E2BIG, "pool_size %s above pool_size_max %s",
 		       conf_format_size(a, sizeof(a), want),
 		       conf_format_size(b, sizeof(b), c->pool_size_max));
-	} else if (srv->nclients >= c->max_clients) {
-		refuse(srv, cn, -EUSERS, "too many clients (%u)", c->max_clients);
-	} else if (c->uid_limit && server_uid_bytes(srv, cn->cred.uid) + bytes > c->uid_limit) {
-		refuse(srv, cn, -EDQUOT, "uid %u limit %s reached", (unsigned)cn->cred.uid,
-		       conf_format_size(a, sizeof(a), c->uid_limit));
-	} else if (budget && srv->pool_bytes + bytes > budget) {
-		refuse(srv, cn, -ENOMEM, "global budget reached");
-	} else {
-		return true;
+		return false;
 	}
-	return false;
+	r = clients_admit(&srv->clients, &lim, cn->cred.uid, bytes);
+	if (r == -EUSERS)
+		refuse(srv, cn, r, "too many clients (%u)", c->max_clients);
+	else if (r == -EDQUOT)
+		refuse(srv, cn, r, "uid %u limit %s reached", (unsigned)cn->cred.uid,
+		       conf_format_size(a, sizeof(a), c->uid_limit));
+	else if (r < 0)
+		refuse(srv, cn, r, "global budget reached");
+	return r == 0;
 }
 
-/* ---- sessions ---- */
-
-static void on_session_sock(struct server *srv, struct watch *w, uint32_t events);
-static void on_doorbell(struct server *srv, struct watch *w, uint32_t events);
-
-static void session_list_add(struct server *srv, struct session *s)
-{
-	s->next = srv->sessions;
-	if (s->next)
-		s->next->prev = s;
-	srv->sessions = s;
-	srv->nclients++;
-	srv->pool_bytes += s->pool_size;
-}
-
-static int session_start(struct server *srv, struct session *s)
-{
-	int r;
-
-	s->sock_w = (struct watch){s->sock, on_session_sock};
-	s->bell_w = (struct watch){s->bell_fd, on_doorbell};
-	r = server_watch_mod(srv, &s->sock_w, EPOLLIN | EPOLLRDHUP);
-	if (r == 0)
-		r = server_watch_add(srv, &s->bell_w, EPOLLIN);
-	if (r == 0)
-		r = session_welcome(s);
-	return r;
-}
+/* ---- becoming a client ---- */
 
 static void conn_hello(struct server *srv, struct conn *cn, const struct hak_msg_hello *h)
 {
@@ -168,137 +140,32 @@ static void conn_hello(struct server *srv, struct conn *cn, const struct hak_msg
 	}
 	if (!within_limits(srv, cn, want, layout.pool_size))
 		return;
-	r = session_new(srv, cn->w.fd, &cn->cred, want, &s);
+	r = session_new(srv->conf, srv->hugepage_size, clients_new_id(&srv->clients), cn->w.fd,
+			&cn->cred, want, &s);
 	if (r < 0) {
 		refuse(srv, cn, r, "cannot create a pool: %s", strerror(-r));
 		return;
 	}
 	cn->w.fd = -1; /* the session owns the socket now */
-	session_list_add(srv, s);
 	conn_close(srv, cn);
-	r = session_start(srv, s);
+	r = clients_add(&srv->clients, s);
 	if (r < 0) {
-		server_close_session(srv, s, NULL);
 		log_msg(LOG_WARNING, "cannot welcome pid %d: %s", (int)s->pid, strerror(-r));
 		return;
 	}
 	srv->st.clients_total++;
-	log_client(LOG_INFO, s, "connected, pool %s",
-		   conf_format_size(size, sizeof(size), s->pool_size));
-}
-
-void server_close_session(struct server *srv, struct session *s, const char *why)
-{
-	char size[16];
-
-	if (s->dead)
-		return;
-	s->dead = true;
-	if (why) {
-		srv->st.cut_off++;
-		log_client(LOG_WARNING, s, "cut off: %s", why);
-	} else {
-		log_client(LOG_INFO, s, "disconnected, pool %s, %" PRIu64 " slots zeroed",
-			   conf_format_size(size, sizeof(size), s->pool_size), s->st.zeroed);
-	}
-	server_watch_del(srv, &s->sock_w);
-	server_watch_del(srv, &s->bell_w);
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		srv->sessions = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	srv->nclients--;
-	srv->pool_bytes -= s->pool_size;
-	/* The socket and doorbell go now (the client sees the end); the pool
-	 * stays mapped while zeroing jobs or io_uring operations hold it. */
-	close(s->sock);
-	close(s->bell_fd);
-	s->sock = s->bell_fd = -1;
-	s->grave_next = srv->grave;
-	srv->grave = s;
-}
-
-void server_count_offence(struct server *srv)
-{
-	srv->st.offences++;
-}
-
-/* After WELCOME the socket carries nothing: any datagram is an offence. */
-static void on_session_sock(struct server *srv, struct watch *w, uint32_t events)
-{
-	struct session *s = container_of(w, struct session, sock_w);
-	char buf[HAK_MSG_MAX];
-	ssize_t n;
-
-	if (s->dead)
-		return;
-	if (events & EPOLLIN) {
-		n = hak_sock_recv(w->fd, buf, sizeof(buf), NULL, 0, NULL, MSG_DONTWAIT);
-		if (n > 0 || n == -EMSGSIZE) {
-			server_count_offence(srv);
-			server_close_session(srv, s, "sent a message after WELCOME");
-			return;
-		}
-		if (n == -EAGAIN && !(events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
-			return;
-	}
-	server_close_session(srv, s, NULL);
-}
-
-/*
- * A conforming client rings only after taking an arming (want_doorbell
- * 1 -> 0), once per arming, and session_service counts the armings taken:
- * rings beyond them are a client ignoring the protocol to keep the daemon
- * busy.  Past a little slack, every DOORBELL_RINGS_MAX of them count as one
- * offence.
- */
-#define DOORBELL_RINGS_MAX 64
-
-/* Counts a flood; returns true when it cut the client off. */
-static bool doorbell_flood(struct server *srv, struct session *s, uint64_t excess)
-{
-	s->st.offences += excess / DOORBELL_RINGS_MAX;
-	srv->st.offences += excess / DOORBELL_RINGS_MAX;
-	s->bell_rings = s->bell_tokens;
-	if (log_ratelimit(&s->offence_log, NSEC_PER_SEC))
-		log_client(LOG_WARNING, s,
-			   "doorbell flood: %" PRIu64 " rings it was not armed for (%" PRIu64
-			   " offences)",
-			   excess, s->st.offences);
-	if (s->st.offences <= SESSION_MAX_OFFENCES)
-		return false;
-	server_close_session(srv, s, "flooded its doorbell");
-	return true;
-}
-
-static void on_doorbell(struct server *srv, struct watch *w, uint32_t events)
-{
-	struct session *s = container_of(w, struct session, bell_w);
-	uint64_t v;
-
-	if (s->dead)
-		return;
-	if (read(w->fd, &v, sizeof(v)) == (ssize_t)sizeof(v)) {
-		s->st.doorbells++;
-		srv->st.doorbells++;
-		/* v is what the client added since our last read: its rings. */
-		s->bell_rings += v;
-		if (s->bell_rings > s->bell_tokens + DOORBELL_RINGS_MAX &&
-		    doorbell_flood(srv, s, s->bell_rings - s->bell_tokens))
-			return;
-	}
-	session_service_or_close(s);
+	log_session(LOG_INFO, s, "connected, pool %s",
+		    conf_format_size(size, sizeof(size), s->pool_size));
 }
 
 /* ---- admin requests ---- */
 
 static void conn_reply_next(struct server *srv, struct conn *cn);
 
-static void on_conn_writable(struct server *srv, struct watch *w, uint32_t events)
+static void on_conn_writable(struct watch *w, uint32_t events)
 {
 	struct conn *cn = container_of(w, struct conn, w);
+	struct server *srv = w->data;
 
 	if (cn->dead)
 		return;
@@ -350,7 +217,7 @@ static void conn_reply_next(struct server *srv, struct conn *cn)
 	} while (r == 0 && cn->sent < cn->out.len);
 	if (r == -EAGAIN) {
 		cn->w.fn = on_conn_writable;
-		server_watch_mod(srv, &cn->w, EPOLLOUT);
+		loop_mod(&srv->loop, &cn->w, EPOLLOUT);
 		return;
 	}
 	conn_close(srv, cn);
@@ -381,7 +248,7 @@ static void conn_first_message(struct server *srv, struct conn *cn, const char *
 
 	if (type == -EPROTONOSUPPORT) {
 		/* Worth telling: likely a client library of another release. */
-		server_count_offence(srv);
+		srv->st.offences++;
 		refuse(srv, cn, -EPROTONOSUPPORT, "protocol version not supported (want %d)",
 		       HAK_PROTO_VERSION);
 	} else if (type == HAK_MSG_HELLO && hak_proto_decode_hello(buf, n, &hello) == 0)
@@ -392,9 +259,10 @@ static void conn_first_message(struct server *srv, struct conn *cn, const char *
 		cut_off(srv, cn, "malformed first message");
 }
 
-static void on_conn(struct server *srv, struct watch *w, uint32_t events)
+static void on_conn(struct watch *w, uint32_t events)
 {
 	struct conn *cn = container_of(w, struct conn, w);
+	struct server *srv = w->data;
 	char buf[HAK_MSG_MAX];
 	int nfds = 0, fds[1];
 	ssize_t n;
@@ -427,9 +295,9 @@ static void conn_new(struct server *srv, int fd)
 		close(fd);
 		return;
 	}
-	cn->w = (struct watch){fd, on_conn};
+	cn->w = (struct watch){fd, on_conn, srv};
 	cn->deadline = now_ns() + CONN_HELLO_TIMEOUT_NS;
-	if (server_watch_add(srv, &cn->w, EPOLLIN) < 0) {
+	if (loop_add(&srv->loop, &cn->w, EPOLLIN) < 0) {
 		free(cn);
 		close(fd);
 		return;
@@ -450,12 +318,14 @@ static void pause_accepting(struct server *srv, struct watch *w)
 
 	if (log_ratelimit(&last_log, NSEC_PER_SEC))
 		log_msg(LOG_ERR, "accept: %m; pausing new connections");
-	server_watch_mod(srv, w, 0);
+	loop_mod(&srv->loop, w, 0);
 	srv->listen_paused_until = now_ns() + ACCEPT_PAUSE_NS;
 }
 
-void conn_accept(struct server *srv, struct watch *w, uint32_t events)
+void conn_accept(struct watch *w, uint32_t events)
 {
+	struct server *srv = w->data;
+
 	for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
 		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -484,7 +354,7 @@ void conn_tick(struct server *srv, uint64_t now)
 
 	if (srv->listen_paused_until && now >= srv->listen_paused_until) {
 		srv->listen_paused_until = 0;
-		server_watch_mod(srv, &srv->listen_w, EPOLLIN);
+		loop_mod(&srv->loop, &srv->listen_w, EPOLLIN);
 	}
 	for (struct conn *cn = srv->conns; cn; cn = next) {
 		next = cn->next;
@@ -499,14 +369,8 @@ void conn_close_all(struct server *srv)
 		conn_close(srv, srv->conns);
 }
 
-void server_bury(struct server *srv)
+void conn_bury(struct server *srv)
 {
-	while (srv->grave) {
-		struct session *s = srv->grave;
-
-		srv->grave = s->grave_next;
-		session_unref(s);
-	}
 	while (srv->conn_grave) {
 		struct conn *cn = srv->conn_grave;
 

@@ -149,16 +149,13 @@ int listen_init(struct server *srv)
 	if (r < 0)
 		return r;
 	srv->listen_w.fn = conn_accept;
-	return server_watch_add(srv, &srv->listen_w, EPOLLIN);
+	srv->listen_w.data = srv;
+	return loop_add(&srv->loop, &srv->listen_w, EPOLLIN);
 }
 
 void listen_fini(struct server *srv)
 {
-	if (srv->listen_w.fd >= 0) {
-		server_watch_del(srv, &srv->listen_w);
-		close(srv->listen_w.fd);
-		srv->listen_w.fd = -1;
-	}
+	loop_close(&srv->loop, &srv->listen_w);
 	if (srv->bound_path) {
 		unlink(srv->bound_path);
 		free(srv->bound_path);

@@ -11,7 +11,6 @@
 #include <systemd/sd-journal.h>
 
 #include "log.h"
-#include "session.h"
 #include "util.h"
 
 #define LOG_LINE_MAX 1024
@@ -84,7 +83,7 @@ static const char *const level_prefixes[] = {
 	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
-static void emit(int level, const struct session *s, const char *msg)
+static void emit(int level, const struct log_peer *s, const char *msg)
 {
 	if (!log_journal) {
 		fprintf(stderr, "hakzerod: %s: %s\n", level_prefixes[level], msg);
@@ -99,7 +98,7 @@ static void emit(int level, const struct session *s, const char *msg)
 			NULL);
 }
 
-__attribute__((format(printf, 3, 0))) static void vlog(int level, const struct session *s,
+__attribute__((format(printf, 3, 0))) static void vlog(int level, const struct log_peer *s,
 						       const char *fmt, va_list ap)
 {
 	char msg[LOG_LINE_MAX];
@@ -122,7 +121,7 @@ void log_msg(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
-void log_client(int level, const struct session *s, const char *fmt, ...)
+void log_client(int level, const struct log_peer *s, const char *fmt, ...)
 {
 	char prefixed[LOG_LINE_MAX];
 	va_list ap;

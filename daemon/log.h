@@ -9,8 +9,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <syslog.h>
+#include <sys/types.h>
 
-struct session;
+/* Who a message is about: one client. */
+struct log_peer {
+	pid_t pid;
+	uid_t uid;
+	uint32_t id;
+};
 
 /* Detects the journal; safe to skip (then everything goes to stderr). */
 int log_init(void);
@@ -27,7 +33,7 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 
 /* As log_msg, about one client: adds its pid, uid and id (as journal fields
  * HAK_CLIENT_PID, HAK_CLIENT_UID, HAK_CLIENT_ID). */
-void log_client(int level, const struct session *s, const char *fmt, ...)
+void log_client(int level, const struct log_peer *s, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* True at most once per interval_ns for the caller's *last (a timestamp it

@@ -1,5 +1,33 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* hakzerod: command line, configuration, memory locking, then the server. */
+/*
+ * hakzerod: command line, configuration, memory locking, then the server.
+ *
+ * The daemon's floor plan.  Each file holds one idea; a file calls only
+ * the files on its floor or below, never above.
+ *
+ *   main.c         command line, memory locking, descriptor limit; runs:
+ *   server.c       the server: signals, the tick, reload, sd_notify; starts
+ *                  and stops everything below.  Its parts, which read the
+ *                  server's state: listen.c (the listening socket), psi.c
+ *                  (the memory-pressure trigger), conn.c (a connection until
+ *                  HELLO hands it to the client list, or an admin request),
+ *                  admin.c (the answers to admin requests)
+ *   clients.c      the client list: registration, limits and budget,
+ *                  cut-offs (acting on the sessions' verdicts), totals,
+ *                  sockets of ended sessions whose WELCOME is unread
+ *   session.c      one client: its pool and control segment, WELCOME, close;
+ *                  slots.c (its slot state machine), doorbell.c (its
+ *                  doorbell), trim.c (its trimming and tick).  These return
+ *                  verdicts and never end a session; they know nothing of
+ *                  the server or the client list
+ *   zero*.c        the zeroing workers;  uring.c  io_uring operations
+ *   loop.c         the epoll loop, watches and timers, for any owner
+ *   conf*.c, log.c, strbuf.c, util.h   configuration, logging, text, helpers
+ *
+ * Upward calls go only through watches (the loop calls their owner's
+ * function) and completions (zeroing jobs and io_uring operations call
+ * back the session that submitted them).
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -103,20 +131,6 @@ static int parse_args(int argc, char **argv, struct options *o)
 static void report_stderr(void *data, const char *msg)
 {
 	fprintf(stderr, "%s\n", msg);
-}
-
-/* --config FILE, else the default file if it exists, else defaults. */
-static int load_conf(const struct options *o, struct conf **out)
-{
-	const char *path = o->config;
-
-	if (!path && access(CONF_DEFAULT_PATH, F_OK) == 0)
-		path = CONF_DEFAULT_PATH;
-	if (!path) {
-		*out = conf_new_defaults();
-		return *out ? 0 : -ENOMEM;
-	}
-	return conf_load(path, report_stderr, NULL, out);
 }
 
 static int bench_zero(void)
@@ -229,7 +243,7 @@ int main(int argc, char **argv)
 		log_set_level(LOG_DEBUG);
 	if (o.bench_zero)
 		return bench_zero();
-	r = load_conf(&o, &c);
+	r = conf_load_default(o.config, report_stderr, NULL, &c);
 	if (o.check_config) {
 		if (r == 0)
 			printf("%s: OK\n", c->path);

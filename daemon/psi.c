@@ -12,10 +12,10 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "conf.h"
 #include "log.h"
 #include "server.h"
-#include "session.h"
 #include "util.h"
 
 #define PSI_MEMORY "/proc/pressure/memory"
@@ -23,17 +23,18 @@
 static void trim_all(struct server *srv)
 {
 	char size[16];
-	uint64_t bytes = 0;
+	unsigned matched;
+	uint64_t bytes = clients_trim(&srv->clients, 0, &matched);
 
-	for (struct session *s = srv->sessions; s; s = s->next)
-		bytes += session_trim(s, true);
 	srv->st.trims_psi++;
 	log_msg(LOG_NOTICE, "memory pressure: trimming %s of idle zeroed slots",
 		conf_format_size(size, sizeof(size), bytes));
 }
 
-static void on_psi(struct server *srv, struct watch *w, uint32_t events)
+static void on_psi(struct watch *w, uint32_t events)
 {
+	struct server *srv = w->data;
+
 	if (events & EPOLLERR) {
 		/* The trigger is gone (e.g. its cgroup was removed). */
 		log_msg(LOG_WARNING, "memory pressure trigger failed; trimming on pressure is off");
@@ -103,8 +104,8 @@ void psi_init(struct server *srv)
 			PSI_MEMORY, strerror(-fd));
 		return;
 	}
-	srv->psi_w = (struct watch){fd, on_psi};
-	if (server_watch_add(srv, &srv->psi_w, EPOLLPRI) < 0) {
+	srv->psi_w = (struct watch){fd, on_psi, srv};
+	if (loop_add(&srv->loop, &srv->psi_w, EPOLLPRI) < 0) {
 		close(fd);
 		srv->psi_w.fd = -1;
 		return;
@@ -113,9 +114,5 @@ void psi_init(struct server *srv)
 
 void psi_fini(struct server *srv)
 {
-	if (srv->psi_w.fd < 0)
-		return;
-	server_watch_del(srv, &srv->psi_w);
-	close(srv->psi_w.fd);
-	srv->psi_w.fd = -1;
+	loop_close(&srv->loop, &srv->psi_w);
 }

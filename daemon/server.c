@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The event loop: one thread, one epoll.  Signals arrive through a signalfd
- * (no asynchronous handlers), a timerfd ticks every 10 ms to service every
+ * The server: what runs on the loop.  Signals arrive through a signalfd
+ * (no asynchronous handlers), a timer ticks every 10 ms to service every
  * session (a safety net for doorbells a client failed to ring) and to run
  * the periodic work: deadlines, idle trimming, sd_notify status and
- * watchdog.
+ * watchdog.  Reloads the configuration on SIGHUP.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,14 +14,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
-#include <sys/timerfd.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "conf.h"
 #include "log.h"
+#include "loop.h"
 #include "server.h"
-#include "session.h"
 #include "uring.h"
 #include "util.h"
 #include "zero.h"
@@ -32,36 +32,7 @@
  * status and the watchdog. */
 #define IDLE_TICK_NS (500 * NSEC_PER_MSEC)
 #define STATUS_INTERVAL_NS NSEC_PER_SEC
-#define MAX_EVENTS 64
 #define PERCENT 100u
-
-int server_watch_add(struct server *srv, struct watch *w, uint32_t events)
-{
-	struct epoll_event ev = {.events = events, .data.ptr = w};
-
-	return epoll_ctl(srv->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0 ? -errno : 0;
-}
-
-int server_watch_mod(struct server *srv, struct watch *w, uint32_t events)
-{
-	struct epoll_event ev = {.events = events, .data.ptr = w};
-
-	return epoll_ctl(srv->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0 ? -errno : 0;
-}
-
-void server_watch_del(struct server *srv, struct watch *w)
-{
-	if (w->fd >= 0)
-		epoll_ctl(srv->epfd, EPOLL_CTL_DEL, w->fd, NULL);
-}
-
-static void close_watch(struct server *srv, struct watch *w)
-{
-	server_watch_del(srv, w);
-	if (w->fd >= 0)
-		close(w->fd);
-	w->fd = -1;
-}
 
 uint64_t server_budget(const struct server *srv)
 {
@@ -72,23 +43,19 @@ uint64_t server_budget(const struct server *srv)
 	return srv->memtotal / PERCENT * c->global_budget_pct;
 }
 
-uint64_t server_uid_bytes(const struct server *srv, uid_t uid)
+void server_stats(const struct server *srv, struct server_stats *out)
 {
-	uint64_t bytes = 0;
+	struct clients_totals t;
 
-	for (const struct session *s = srv->sessions; s; s = s->next)
-		if (s->uid == uid)
-			bytes += s->pool_size;
-	return bytes;
-}
-
-uint64_t server_ready_pages(const struct server *srv)
-{
-	uint64_t pages = 0;
-
-	for (const struct session *s = srv->sessions; s; s = s->next)
-		pages += session_ready_pages(s);
-	return pages;
+	clients_totals(&srv->clients, &t);
+	*out = srv->st;
+	out->offences += t.st.offences;
+	out->cut_off += t.cut_off;
+	out->doorbells += t.st.doorbells;
+	out->returned += t.st.returned;
+	out->queued += t.st.queued;
+	out->trimmed_bytes += t.st.trimmed_bytes;
+	out->trims_idle += t.st.trims_idle;
 }
 
 /* A "Key:   N kB" line of /proc/meminfo, in bytes (0 when absent). */
@@ -123,8 +90,8 @@ static void update_status(struct server *srv, uint64_t now)
 	srv->last_status_ns = now;
 	sd_notifyf(0,
 		   "STATUS=%u clients, %s in pools, %" PRIu64 " pages ready, %.0f pages/s zeroed",
-		   srv->nclients, conf_format_size(pool, sizeof(pool), srv->pool_bytes),
-		   server_ready_pages(srv), srv->zero_rate);
+		   srv->clients.n, conf_format_size(pool, sizeof(pool), srv->clients.pool_bytes),
+		   clients_ready_pages(&srv->clients), srv->zero_rate);
 }
 
 static void periodic(struct server *srv, uint64_t now)
@@ -137,39 +104,31 @@ static void periodic(struct server *srv, uint64_t now)
 	}
 }
 
-static void on_tick(struct server *srv, struct watch *w, uint32_t events)
+static void on_tick(struct watch *w, uint32_t events)
 {
-	uint64_t expirations, now = now_ns();
-	struct session *next;
+	struct server *srv = w->data;
+	uint64_t now = now_ns();
 
-	if (read(w->fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
-		log_msg(LOG_ERR, "timerfd: %m");
-	for (struct session *s = srv->sessions; s; s = next) {
-		next = s->next;
-		session_tick(s, now);
-	}
+	loop_timer_ack(w);
+	clients_tick(&srv->clients, now, srv->conf->trim_idle_ms * NSEC_PER_MSEC);
 	conn_tick(srv, now);
 	periodic(srv, now);
 }
 
 static int set_tick(struct server *srv, uint64_t ns)
 {
-	struct itimerspec its = {
-		.it_interval = {.tv_sec = ns / NSEC_PER_SEC, .tv_nsec = ns % NSEC_PER_SEC},
-		.it_value = {.tv_sec = ns / NSEC_PER_SEC, .tv_nsec = ns % NSEC_PER_SEC},
-	};
+	int r = loop_timer_set(&srv->tick_w, ns);
 
-	if (timerfd_settime(srv->tick_w.fd, 0, &its, NULL) < 0)
-		return -errno;
-	srv->tick_ns = ns;
-	return 0;
+	if (r == 0)
+		srv->tick_ns = ns;
+	return r;
 }
 
 /* The tick the server needs now (see IDLE_TICK_NS). */
 static void adjust_tick(struct server *srv)
 {
 	uint64_t want =
-		srv->nclients || srv->nconns || srv->listen_paused_until ? TICK_NS : IDLE_TICK_NS;
+		srv->clients.n || srv->nconns || srv->listen_paused_until ? TICK_NS : IDLE_TICK_NS;
 
 	if (srv->watchdog_ns && want > srv->watchdog_ns / 4)
 		want = srv->watchdog_ns / 4;
@@ -179,29 +138,28 @@ static void adjust_tick(struct server *srv)
 
 static int setup_tick(struct server *srv)
 {
-	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	srv->tick_w = (struct watch){fd, on_tick};
-	if (set_tick(srv, TICK_NS) < 0)
-		return -errno;
-	return server_watch_add(srv, &srv->tick_w, EPOLLIN);
+	srv->tick_ns = TICK_NS;
+	return loop_timer_add(&srv->loop, &srv->tick_w, on_tick, srv, TICK_NS);
 }
 
 /* ---- completions ---- */
 
-static void on_zero_done(struct server *srv, struct watch *w, uint32_t events)
+static void zero_done_all(struct server *srv)
 {
 	struct zero_job *job = zero_take_done(), *next;
 
 	for (; job; job = next) {
 		next = job->next;
-		session_zero_done(job);
+		clients_zero_done(&srv->clients, job);
 	}
 }
 
-static void on_uring(struct server *srv, struct watch *w, uint32_t events)
+static void on_zero_done(struct watch *w, uint32_t events)
+{
+	zero_done_all(w->data);
+}
+
+static void on_uring(struct watch *w, uint32_t events)
 {
 	uring_reap();
 }
@@ -212,16 +170,16 @@ static int setup_workers(struct server *srv)
 	int r = zero_init(c->zero_threads, c->zero_method, c->zero_nice);
 
 	if (r == 0) {
-		srv->zero_w = (struct watch){zero_fd(), on_zero_done};
-		r = server_watch_add(srv, &srv->zero_w, EPOLLIN);
+		srv->zero_w = (struct watch){zero_fd(), on_zero_done, srv};
+		r = loop_add(&srv->loop, &srv->zero_w, EPOLLIN);
 	}
 	if (r < 0) {
 		log_msg(LOG_ERR, "cannot start zeroing threads: %s", strerror(-r));
 		return r;
 	}
 	uring_init(URING_ENTRIES);
-	srv->uring_w = (struct watch){uring_fd(), on_uring};
-	return srv->uring_w.fd >= 0 ? server_watch_add(srv, &srv->uring_w, EPOLLIN) : 0;
+	srv->uring_w = (struct watch){uring_fd(), on_uring, srv};
+	return srv->uring_w.fd >= 0 ? loop_add(&srv->loop, &srv->uring_w, EPOLLIN) : 0;
 }
 
 /* ---- signals and reload ---- */
@@ -239,20 +197,6 @@ static void log_changed(void *data, const char *key, bool live)
 		log_msg(LOG_WARNING, "reload: %s changed; it takes effect after a restart", key);
 }
 
-/* The file to read: --config, else the default path when it exists. */
-static int load_conf(const struct server *srv, struct conf **out)
-{
-	const char *path = srv->conf_path;
-
-	if (!path && access(CONF_DEFAULT_PATH, F_OK) == 0)
-		path = CONF_DEFAULT_PATH;
-	if (!path) {
-		*out = conf_new_defaults();
-		return *out ? 0 : -ENOMEM;
-	}
-	return conf_load(path, report_to_log, NULL, out);
-}
-
 static void apply_conf(struct server *srv, struct conf *c)
 {
 	struct conf *old = srv->conf;
@@ -263,8 +207,7 @@ static void apply_conf(struct server *srv, struct conf *c)
 	if (!srv->verbose)
 		log_set_level(c->log_level);
 	zero_set_nice(c->zero_nice);
-	for (struct session *s = srv->sessions; s; s = s->next)
-		session_set_watermarks(s, c->ready_low, c->ready_high);
+	clients_set_watermarks(&srv->clients, c->ready_low, c->ready_high);
 	if (psi_changed) {
 		psi_fini(srv);
 		psi_init(srv);
@@ -276,7 +219,7 @@ static void apply_conf(struct server *srv, struct conf *c)
 static int reload(struct server *srv)
 {
 	struct conf *c = NULL;
-	int r = load_conf(srv, &c);
+	int r = conf_load_default(srv->conf_path, report_to_log, NULL, &c);
 
 	if (r == 0 && srv->socket_override)
 		r = conf_set_socket(c, srv->socket_override);
@@ -309,8 +252,9 @@ static void server_reload(struct server *srv)
 	sd_notify(0, "READY=1");
 }
 
-static void on_signal(struct server *srv, struct watch *w, uint32_t events)
+static void on_signal(struct watch *w, uint32_t events)
 {
+	struct server *srv = w->data;
 	struct signalfd_siginfo si;
 
 	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
@@ -340,8 +284,8 @@ static int setup_signals(struct server *srv)
 	fd = signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	srv->signal_w = (struct watch){fd, on_signal};
-	return server_watch_add(srv, &srv->signal_w, EPOLLIN);
+	srv->signal_w = (struct watch){fd, on_signal, srv};
+	return loop_add(&srv->loop, &srv->signal_w, EPOLLIN);
 }
 
 /* ---- start and stop ---- */
@@ -349,7 +293,7 @@ static int setup_signals(struct server *srv)
 static void server_clear(struct server *srv)
 {
 	memset(srv, 0, sizeof(*srv));
-	srv->epfd = -1;
+	srv->loop.epfd = -1;
 	srv->listen_w.fd = srv->signal_w.fd = srv->tick_w.fd = -1;
 	srv->zero_w.fd = srv->uring_w.fd = srv->psi_w.fd = -1;
 }
@@ -375,10 +319,11 @@ int server_init(struct server *srv, struct conf *conf, const char *conf_path,
 	srv->start_ns = now_ns();
 	srv->memtotal = meminfo("MemTotal:");
 	srv->hugepage_size = meminfo("Hugepagesize:");
-	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (srv->epfd < 0) {
-		log_msg(LOG_ERR, "epoll_create1: %m");
-		return -errno;
+	clients_init(&srv->clients, &srv->loop);
+	r = loop_init(&srv->loop);
+	if (r < 0) {
+		log_msg(LOG_ERR, "epoll_create1: %s", strerror(-r));
+		return r;
 	}
 	r = setup_signals(srv);
 	if (r < 0)
@@ -412,27 +357,21 @@ static void log_started(const struct server *srv)
 
 int server_run(struct server *srv)
 {
-	struct epoll_event ev[MAX_EVENTS];
-
 	log_started(srv);
 	sd_notify(0, "READY=1");
 	update_status(srv, now_ns());
 	while (!srv->stopping) {
-		int n = epoll_wait(srv->epfd, ev, MAX_EVENTS, -1);
+		int r = loop_dispatch(&srv->loop);
 
-		if (n < 0 && errno != EINTR) {
-			log_msg(LOG_ERR, "epoll_wait: %m");
-			return -errno;
-		}
-		for (int i = 0; i < n; i++) {
-			struct watch *w = ev[i].data.ptr;
-
-			w->fn(srv, w, ev[i].events);
+		if (r < 0) {
+			log_msg(LOG_ERR, "epoll_wait: %s", strerror(-r));
+			return r;
 		}
 		if (!uring_async())
 			uring_reap();
 		uring_flush();
-		server_bury(srv);
+		conn_bury(srv);
+		clients_bury(&srv->clients);
 		adjust_tick(srv);
 	}
 	sd_notify(0, "STOPPING=1");
@@ -441,27 +380,21 @@ int server_run(struct server *srv)
 
 void server_fini(struct server *srv)
 {
-	struct zero_job *job, *next;
-
 	conn_close_all(srv);
-	while (srv->sessions)
-		server_close_session(srv, srv->sessions, NULL);
+	while (srv->clients.list)
+		clients_close(&srv->clients, srv->clients.list, NULL);
 	zero_stop();
-	for (job = zero_take_done(); job; job = next) {
-		next = job->next;
-		session_zero_done(job);
-	}
+	zero_done_all(srv);
 	uring_fini();
-	server_bury(srv);
+	conn_bury(srv);
+	clients_fini(&srv->clients);
 	zero_fini();
 	psi_fini(srv);
 	listen_fini(srv);
-	close_watch(srv, &srv->tick_w);
-	close_watch(srv, &srv->signal_w);
+	loop_close(&srv->loop, &srv->tick_w);
+	loop_close(&srv->loop, &srv->signal_w);
 	srv->zero_w.fd = srv->uring_w.fd = -1; /* owned by their modules */
-	if (srv->epfd >= 0)
-		close(srv->epfd);
-	srv->epfd = -1;
+	loop_fini(&srv->loop);
 	conf_free(srv->conf);
 	srv->conf = NULL;
 }

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The server: one thread, one epoll.  It owns the listening socket, the
- * connections that have not said who they are yet, the sessions, the
- * signalfd, the 10 ms tick, the zeroing completions, io_uring completions
- * and the memory-pressure trigger.
+ * The server: one thread, one loop.  It owns the listening socket, the
+ * connections that have not said who they are yet (conn.c), the client list
+ * (clients.c), the signalfd, the 10 ms tick, the zeroing completions,
+ * io_uring completions and the memory-pressure trigger (psi.c).
  */
 #ifndef HAKD_SERVER_H
 #define HAKD_SERVER_H
@@ -13,18 +13,14 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-struct server;
-struct session;
+#include "clients.h"
+#include "loop.h"
+
 struct conn;
 struct conf;
 struct strbuf;
 
-/* Something in the epoll set: the loop calls fn with the events. */
-struct watch {
-	int fd;
-	void (*fn)(struct server *srv, struct watch *w, uint32_t events);
-};
-
+/* The daemon's counters, as admin STATS reports them. */
 struct server_stats {
 	uint64_t connections;	/* accepted */
 	uint64_t clients_total; /* welcomed */
@@ -47,19 +43,17 @@ struct server {
 	const char *conf_path;	     /* --config, or NULL */
 	const char *socket_override; /* --socket, or NULL */
 	bool verbose;
-	int epfd;
+	struct loop loop;
 	struct watch listen_w, signal_w, tick_w, zero_w, uring_w, psi_w;
 	bool listen_from_systemd;
 	uint64_t listen_paused_until; /* out of descriptors: accept later */
 	char *bound_path;	      /* the socket we created, unlinked at exit */
-	struct session *sessions;
-	unsigned nclients;
-	uint64_t pool_bytes;
-	struct session *grave; /* closed this loop turn */
-	struct conn *conns;    /* not yet a client, or an admin request */
+	struct clients clients;
+	struct conn *conns; /* not yet a client, or an admin request */
 	struct conn *conn_grave;
 	unsigned nconns;
-	uint32_t next_id;
+	/* The server's own counters; those the sessions keep are summed in
+	 * by server_stats(). */
 	struct server_stats st;
 	uint64_t start_ns;
 	uint64_t memtotal; /* bytes, for a budget in percent */
@@ -80,30 +74,20 @@ int server_init(struct server *srv, struct conf *conf, const char *conf_path,
 int server_run(struct server *srv);
 void server_fini(struct server *srv);
 
-int server_watch_add(struct server *srv, struct watch *w, uint32_t events);
-int server_watch_mod(struct server *srv, struct watch *w, uint32_t events);
-void server_watch_del(struct server *srv, struct watch *w);
-
 /* The global budget in bytes (0: none). */
 uint64_t server_budget(const struct server *srv);
-/* Bytes of all pools of one uid. */
-uint64_t server_uid_bytes(const struct server *srv, uid_t uid);
-/* Pages waiting in all ready rings. */
-uint64_t server_ready_pages(const struct server *srv);
+/* The daemon's counters: the server's own plus the clients' totals. */
+void server_stats(const struct server *srv, struct server_stats *out);
 
-/* ---- conn.c: connections and sessions coming and going ---- */
+/* ---- conn.c: connections until HELLO makes them clients, admin requests ---- */
 
-void conn_accept(struct server *srv, struct watch *w, uint32_t events);
+/* The listening socket's watch function (data: the server). */
+void conn_accept(struct watch *w, uint32_t events);
 /* Cuts off connections past their deadline; resumes accepting. */
 void conn_tick(struct server *srv, uint64_t now);
 void conn_close_all(struct server *srv);
-/* Frees what was closed during this loop turn. */
-void server_bury(struct server *srv);
-/* Ends a session: out of epoll and the list, fds closed, the list's
- * reference dropped at the end of the loop turn.  why != NULL: cut off for
- * that reason (counted). */
-void server_close_session(struct server *srv, struct session *s, const char *why);
-void server_count_offence(struct server *srv);
+/* Frees the connections closed during this loop turn. */
+void conn_bury(struct server *srv);
 
 /* ---- listen.c ---- */
 

@@ -27,12 +27,12 @@ int session_layout(const struct conf *c, uint64_t pool_bytes, uint32_t id, struc
 
 /* Huge pages only when every slot is made of whole huge pages: a hole
  * punched under one slot must not reach into its neighbour. */
-static bool can_use_huge(const struct server *srv, const struct hak_ctrl_hdr *h)
+static bool can_use_huge(const struct conf *c, uint64_t hugepage_size, const struct hak_ctrl_hdr *h)
 {
-	if (!srv->conf->huge_pages || srv->hugepage_size == 0)
+	if (!c->huge_pages || hugepage_size == 0)
 		return false;
 	for (unsigned i = 0; i < h->nclasses; i++)
-		if (h->cls[i].slot_size % srv->hugepage_size)
+		if (h->cls[i].slot_size % hugepage_size)
 			return false;
 	return true;
 }
@@ -54,18 +54,18 @@ static int make_memfd(const char *name, uint64_t size, unsigned flags)
 	return fd;
 }
 
-static int make_pool(struct session *s)
+static int make_pool(struct session *s, bool huge)
 {
 	int fd;
 
-	if (can_use_huge(s->srv, &s->layout)) {
+	if (huge) {
 		fd = make_memfd("hakzerod-pool", s->pool_size, MFD_HUGETLB);
 		if (fd >= 0) {
 			s->huge = true;
 			return fd;
 		}
-		log_client(LOG_WARNING, s, "no huge pages for the pool (%s); using normal pages",
-			   strerror(-fd));
+		log_session(LOG_WARNING, s, "no huge pages for the pool (%s); using normal pages",
+			    strerror(-fd));
 	}
 	return make_memfd("hakzerod-pool", s->pool_size, 0);
 }
@@ -90,7 +90,7 @@ static int map_segments(struct session *s)
 	s->pool = map_shared(s->pool_fd, s->pool_size);
 	if (!s->pool && s->huge) {
 		/* Mapping reserves the huge pages: none left. */
-		log_client(LOG_WARNING, s, "no huge pages for the pool (%m); using normal pages");
+		log_session(LOG_WARNING, s, "no huge pages for the pool (%m); using normal pages");
 		close(s->pool_fd);
 		s->huge = false;
 		s->pool_fd = make_memfd("hakzerod-pool", s->pool_size, 0);
@@ -140,11 +140,11 @@ static int class_init(struct session *s, unsigned i)
 	return 0;
 }
 
-static int make_segments(struct session *s)
+static int make_segments(struct session *s, bool huge)
 {
 	int r;
 
-	s->pool_fd = make_pool(s);
+	s->pool_fd = make_pool(s, huge);
 	if (s->pool_fd < 0)
 		return s->pool_fd;
 	s->ctrl_fd = make_memfd("hakzerod-ctrl", s->ctrl_size, 0);
@@ -159,45 +159,45 @@ static int make_segments(struct session *s)
 	return r;
 }
 
-static struct session *session_alloc(struct server *srv, int sock, const struct ucred *cred)
+static struct session *session_alloc(int sock, const struct ucred *cred)
 {
 	struct session *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
-	s->srv = srv;
 	s->ref = 1;
 	s->sock = sock;
 	s->pool_fd = s->ctrl_fd = s->bell_fd = -1;
 	s->pid = cred->pid;
 	s->uid = cred->uid;
 	s->gid = cred->gid;
+	s->sock_w.fd = s->bell_w.fd = -1;
 	s->connected_ns = now_ns();
 	return s;
 }
 
-int session_new(struct server *srv, int sock, const struct ucred *cred, uint64_t pool_bytes,
-		struct session **out)
+int session_new(const struct conf *c, uint64_t hugepage_size, uint32_t id, int sock,
+		const struct ucred *cred, uint64_t pool_bytes, struct session **out)
 {
-	struct session *s = session_alloc(srv, sock, cred);
+	struct session *s = session_alloc(sock, cred);
 	int r;
 
 	if (!s)
 		return -ENOMEM;
-	s->id = ++srv->next_id;
-	r = session_layout(srv->conf, pool_bytes, s->id, &s->layout);
+	s->id = id;
+	r = session_layout(c, pool_bytes, s->id, &s->layout);
 	if (r == 0) {
 		s->pool_size = s->layout.pool_size;
 		s->ctrl_size = s->layout.ctrl_size;
 		s->nclasses = s->layout.nclasses;
-		r = make_segments(s);
+		r = make_segments(s, can_use_huge(c, hugepage_size, &s->layout));
 	}
 	if (r < 0) {
 		s->sock = -1; /* the caller still owns it */
 		session_unref(s);
 		return r;
 	}
-	session_set_watermarks(s, srv->conf->ready_low, srv->conf->ready_high);
+	session_set_watermarks(s, c->ready_low, c->ready_high);
 	session_service(s);
 	*out = s;
 	return 0;
@@ -223,17 +223,25 @@ int session_welcome(struct session *s)
 	return r;
 }
 
-struct session *session_ref(struct session *s)
-{
-	s->ref++;
-	return s;
-}
-
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)
 		close(*fd);
 	*fd = -1;
+}
+
+void session_close(struct session *s)
+{
+	s->dead = true;
+	close_fd(&s->sock);
+	close_fd(&s->bell_fd);
+	s->sock_w.fd = s->bell_w.fd = -1;
+}
+
+struct session *session_ref(struct session *s)
+{
+	s->ref++;
+	return s;
 }
 
 static void session_free(struct session *s)
@@ -259,6 +267,30 @@ void session_unref(struct session *s)
 {
 	if (s && --s->ref == 0)
 		session_free(s);
+}
+
+const char *session_verdict_reason(enum session_verdict v)
+{
+	static const char *const reasons[] = {
+		[SESSION_OK] = "nothing",
+		[SESSION_BAD_DESCRIPTORS] = "too many bad descriptors",
+		[SESSION_BAD_INDICES] = "corrupted its ring indices",
+		[SESSION_POOL_FAULT] = "its pool faulted while being zeroed",
+		[SESSION_BELL_FLOOD] = "flooded its doorbell",
+		[SESSION_SPOKE] = "sent a message after WELCOME",
+	};
+
+	return (unsigned)v < ARRAY_SIZE(reasons) && reasons[v] ? reasons[v] : "?";
+}
+
+void session_set_watermarks(struct session *s, unsigned low_pct, unsigned high_pct)
+{
+	for (unsigned i = 0; i < s->nclasses; i++) {
+		struct session_class *c = &s->cls[i];
+
+		c->low = conf_watermark(low_pct, c->nslots);
+		c->high = conf_watermark(high_pct, c->nslots);
+	}
 }
 
 void session_class_counts(const struct session *s, unsigned i, struct session_class_counts *out)

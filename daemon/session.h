@@ -6,7 +6,12 @@
  * index (once per batch, checked) and the descriptors it pushed (once each,
  * checked); the layout the daemon computed stays in private memory.
  *
- * Sessions are reference counted: the server's list holds one reference,
+ * A session never ends itself: when its client must be cut off, the call
+ * that found out returns a verdict saying why, and the session's owner (the
+ * client list, clients.c) ends it.  It knows nothing of the server: what
+ * configuration it needs comes as plain values.
+ *
+ * Sessions are reference counted: the client list holds one reference,
  * every zeroing job and io_uring operation in flight holds one; the pool
  * stays mapped until the last is dropped.  All on the main thread.
  */
@@ -20,7 +25,8 @@
 
 #include "hak_layout.h"
 #include "hak_ring.h"
-#include "server.h"
+#include "log.h"
+#include "loop.h"
 
 struct conf;
 struct zero_job;
@@ -64,6 +70,7 @@ struct session_class {
 	uint64_t excess_since; /* when idle slots went above what refills need */
 };
 
+/* A session's counters; the daemon's totals are their sums (clients.c). */
 struct session_stats {
 	uint64_t returned; /* slots accepted back */
 	uint64_t zeroed;   /* slots zeroed */
@@ -71,12 +78,22 @@ struct session_stats {
 	uint64_t offences;
 	uint64_t trimmed_bytes;
 	uint64_t doorbells;
+	uint64_t trims_idle; /* classes trimmed for staying idle */
+};
+
+/* What a call on a session found: go on, or cut the client off for this. */
+enum session_verdict {
+	SESSION_OK,
+	SESSION_BAD_DESCRIPTORS, /* more than SESSION_MAX_OFFENCES */
+	SESSION_BAD_INDICES,	 /* an impossible ring index (one offence) */
+	SESSION_POOL_FAULT,	 /* its pool faulted while being zeroed */
+	SESSION_BELL_FLOOD,	 /* rang its doorbell far beyond its armings */
+	SESSION_SPOKE,		 /* sent a datagram after WELCOME (one offence) */
 };
 
 struct session {
-	struct server *srv;
-	struct session *prev, *next; /* the server's list */
-	struct session *grave_next;  /* closed, unreferenced after this loop turn */
+	struct session *prev, *next; /* the client list (clients.c) */
+	struct session *grave_next;  /* closed, dropped by the list once idle */
 	unsigned ref;
 	bool dead;
 	uint32_t id;
@@ -99,8 +116,10 @@ struct session {
 	uint64_t connected_ns;
 	uint64_t offence_log; /* rate limit */
 	/* Doorbell accounting: armings the client took (each allows one ring)
-	 * and rings heard, the latter reset when a flood was counted. */
-	uint64_t bell_tokens, bell_rings;
+	 * and rings heard, the latter reset when a flood was counted; how far
+	 * floods went, in offences' worth (capped), which weighs on the
+	 * cut-off but not on the offences counted. */
+	uint64_t bell_tokens, bell_rings, bell_weight;
 	bool huge;
 };
 
@@ -121,41 +140,61 @@ static inline void slot_push(struct slot_stack *st, uint32_t slot)
 	st->v[st->n++] = slot;
 }
 
+/* log_client about a session. */
+#define log_session(level, s, ...)                                                                 \
+	log_client(level, &(const struct log_peer){(s)->pid, (s)->uid, (s)->id}, __VA_ARGS__)
+
 /* ---- session.c: lifetime ---- */
 
 /* The layout of a pool of about pool_bytes under config c: its pool_size is
  * what the client's quota is charged.  Returns 0 or -EINVAL. */
 int session_layout(const struct conf *c, uint64_t pool_bytes, uint32_t id, struct hak_ctrl_hdr *h);
-/* Creates the pool and control segment for a client asking for pool_bytes
- * (already checked against the limits), and queues the first ready slots. */
-int session_new(struct server *srv, int sock, const struct ucred *cred, uint64_t pool_bytes,
-		struct session **out);
+/* Creates the pool and control segment of client id asking for pool_bytes
+ * (already checked against the limits) under config c, and queues the first
+ * ready slots.  hugepage_size: the system's (0: none). */
+int session_new(const struct conf *c, uint64_t hugepage_size, uint32_t id, int sock,
+		const struct ucred *cred, uint64_t pool_bytes, struct session **out);
 /* Sends WELCOME with [pool, ctrl, doorbell]; then the ctrl fd is closed. */
 int session_welcome(struct session *s);
+/* Ends the session: dead from now on, its socket and doorbell closed (the
+ * client sees the end); the pool stays mapped while references hold it. */
+void session_close(struct session *s);
 struct session *session_ref(struct session *s);
 void session_unref(struct session *s);
+/* Why a client is cut off, for the log. */
+const char *session_verdict_reason(enum session_verdict v);
+/* Watermarks from the config's percentages. */
+void session_set_watermarks(struct session *s, unsigned low_pct, unsigned high_pct);
 
 /* ---- slots.c: the slot state machine ---- */
 
-/* Takes returns, starts zeroing, refills the ready rings, arms the doorbell.
- * Returns 0, or -EBADMSG / -EPROTO when the client must be cut off. */
-int session_service(struct session *s);
+/* Takes returns, starts zeroing, refills the ready rings, arms the doorbell
+ * (a dead session: nothing, SESSION_OK). */
+enum session_verdict session_service(struct session *s);
 /* The first step of session_service: accepts what the client pushed on its
  * return rings, at most one ring's worth per class.  Returns 0, or -EBADMSG
  * when a ring index is impossible.  On its own so that a fuzzer can drive
  * the daemon's reading of shared memory without zeroing workers. */
 int session_collect_returns(struct session *s);
-/* session_service, cutting the client off when it must be. */
-void session_service_or_close(struct session *s);
-/* Periodic: service, and trim idle slots that stayed idle long enough. */
-void session_tick(struct session *s, uint64_t now);
+/* A zeroing job of this session completed (main thread): takes its slots
+ * back and services the session.  Drops the job's reference: the caller
+ * holds its own when it needs the session after. */
+enum session_verdict session_zero_done(struct zero_job *job);
+
+/* ---- doorbell.c ---- */
+
+/* The client rang its doorbell rings times (the eventfd's value): counts
+ * them against the armings it took, then services the session. */
+enum session_verdict session_doorbell(struct session *s, uint64_t rings);
+
+/* ---- trim.c ---- */
+
+/* Periodic: service, and trim the slots of classes that stayed above what
+ * refills need for trim_idle_ns (0: never). */
+enum session_verdict session_tick(struct session *s, uint64_t now, uint64_t trim_idle_ns);
 /* Punches holes under idle zeroed slots (all, or those above what refills
  * need).  Returns the bytes submitted. */
 uint64_t session_trim(struct session *s, bool all);
-/* A zeroing job of this session completed (main thread). */
-void session_zero_done(struct zero_job *job);
-/* Watermarks from the config's percentages. */
-void session_set_watermarks(struct session *s, unsigned low_pct, unsigned high_pct);
 
 struct session_class_counts {
 	uint64_t slot_size;

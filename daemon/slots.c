@@ -7,13 +7,13 @@
  *
  * Every transition happens here, on the main thread, from private state.
  * What the client wrote (its ring index, its descriptors) is read once,
- * checked, and can only cost the client its own slots.
+ * checked, and can only cost the client its own slots.  A client that must
+ * be cut off is reported in a verdict; ending it is the caller's work.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf.h"
 #include "log.h"
 #include "session.h"
 #include "uring.h"
@@ -38,12 +38,11 @@ static unsigned run_len(const struct session_class *c, const uint32_t *v, unsign
 static void offence(struct session *s, unsigned cls, hak_desc_t d)
 {
 	s->st.offences++;
-	server_count_offence(s->srv);
 	if (log_ratelimit(&s->offence_log, OFFENCE_LOG_INTERVAL_NS))
-		log_client(LOG_WARNING, s,
-			   "bad return descriptor: class %u slot %u generation %u (%llu offences)",
-			   cls, hak_desc_slot(d), hak_desc_gen(d),
-			   (unsigned long long)s->st.offences);
+		log_session(LOG_WARNING, s,
+			    "bad return descriptor: class %u slot %u generation %u (%llu offences)",
+			    cls, hak_desc_slot(d), hak_desc_gen(d),
+			    (unsigned long long)s->st.offences);
 }
 
 /* Only a slot the daemon handed out, with the generation it was handed out
@@ -62,7 +61,6 @@ static void accept_return(struct session *s, unsigned cls, hak_desc_t d)
 	slot_set_state(c, slot, SLOT_RETURNED);
 	slot_push(&c->returned, slot);
 	s->st.returned++;
-	s->srv->st.returned++;
 }
 
 /* At most one ring's worth per call: bounded work per wakeup. */
@@ -210,7 +208,6 @@ static int fill_ready(struct session *s, unsigned cls)
 	if (n > 0) {
 		hak_ring_sp_publish(&c->ready, c->ready_tail);
 		s->st.queued += n;
-		s->srv->st.queued += n;
 	}
 	return 0;
 }
@@ -256,13 +253,22 @@ static bool work_pending(const struct session *s)
 	return false;
 }
 
-int session_service(struct session *s)
+/* What servicing found wrong: -EPROTO, too many bad descriptors; any
+ * other error, an impossible ring index (one more offence). */
+static enum session_verdict verdict_of(struct session *s, int r)
 {
-	int r;
+	if (r == 0)
+		return SESSION_OK;
+	if (r == -EPROTO)
+		return SESSION_BAD_DESCRIPTORS;
+	s->st.offences++;
+	return SESSION_BAD_INDICES;
+}
 
-	if (s->dead)
-		return 0;
-	r = service_once(s);
+static int service(struct session *s)
+{
+	int r = service_once(s);
+
 	if (r < 0)
 		return r;
 	/* Arm the doorbell, then look again: a client that pushed between our
@@ -286,27 +292,20 @@ int session_service(struct session *s)
 	return r;
 }
 
-void session_service_or_close(struct session *s)
+enum session_verdict session_service(struct session *s)
 {
-	int r = s->dead ? 0 : session_service(s);
-
-	if (r == -EPROTO) {
-		server_close_session(s->srv, s, "too many bad descriptors");
-	} else if (r < 0) {
-		s->st.offences++;
-		server_count_offence(s->srv);
-		server_close_session(s->srv, s, "corrupted its ring indices");
-	}
+	return s->dead ? SESSION_OK : verdict_of(s, service(s));
 }
 
-void session_zero_done(struct zero_job *job)
+enum session_verdict session_zero_done(struct zero_job *job)
 {
 	struct session *s = job->owner;
 	struct session_class *c = &s->cls[job->cls];
+	enum session_verdict v = SESSION_OK;
 
 	if (!s->dead && job->error == -EFAULT) {
 		/* Not zeroed: these slots must never be queued again. */
-		server_close_session(s->srv, s, "its pool faulted while being zeroed");
+		v = SESSION_POOL_FAULT;
 	} else if (!s->dead && job->error == 0) {
 		for (unsigned i = 0; i < job->n; i++) {
 			slot_set_state(c, job->slot[i], SLOT_IDLE_ZERO);
@@ -318,17 +317,9 @@ void session_zero_done(struct zero_job *job)
 	/* Out of flight before the service: it arms the doorbell only when
 	 * no job is. */
 	s->jobs--;
-	session_service_or_close(s);
+	if (v == SESSION_OK)
+		v = session_service(s);
 	session_unref(s);
 	free(job);
-}
-
-void session_set_watermarks(struct session *s, unsigned low_pct, unsigned high_pct)
-{
-	for (unsigned i = 0; i < s->nclasses; i++) {
-		struct session_class *c = &s->cls[i];
-
-		c->low = conf_watermark(low_pct, c->nslots);
-		c->high = conf_watermark(high_pct, c->nslots);
-	}
+	return v;
 }

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf.h"
 #include "log.h"
 #include "session.h"
 #include "uring.h"
@@ -31,17 +30,15 @@ static void punched(void *arg, int res)
 	bool ok = res == 0;
 
 	if (!ok && log_ratelimit(&s->offence_log, TRIM_LOG_INTERVAL_NS))
-		log_client(LOG_WARNING, s, "cannot punch a hole in the pool: %s", strerror(-res));
+		log_session(LOG_WARNING, s, "cannot punch a hole in the pool: %s", strerror(-res));
 	for (uint32_t k = p->first; !s->dead && k < p->first + p->n; k++) {
 		slot_set_state(c, k, ok ? SLOT_UNBACKED : SLOT_IDLE_ZERO);
 		if (ok)
 			c->slot[k].mapped = 0;
 		slot_push(ok ? &c->unbacked : &c->idle, k);
 	}
-	if (ok) {
+	if (ok)
 		s->st.trimmed_bytes += p->n * c->slot_size;
-		s->srv->st.trimmed_bytes += p->n * c->slot_size;
-	}
 	session_unref(s);
 	free(p);
 }
@@ -150,20 +147,20 @@ static bool idle_too_long(struct session_class *c, uint64_t now, uint64_t trim_i
 	return trim_idle_ns > 0 && now - c->excess_since >= trim_idle_ns;
 }
 
-void session_tick(struct session *s, uint64_t now)
+enum session_verdict session_tick(struct session *s, uint64_t now, uint64_t trim_idle_ns)
 {
-	uint64_t trim_idle_ns = s->srv->conf->trim_idle_ms * NSEC_PER_MSEC;
+	enum session_verdict v = session_service(s);
 
-	session_service_or_close(s);
-	if (s->dead)
-		return;
+	if (v != SESSION_OK || s->dead)
+		return v;
 	for (unsigned i = 0; i < s->nclasses; i++) {
 		struct session_class *c = &s->cls[i];
 
 		if (idle_too_long(c, now, trim_idle_ns)) {
 			trim_class(s, i, idle_excess(c));
 			c->excess_since = 0;
-			s->srv->st.trims_idle++;
+			s->st.trims_idle++;
 		}
 	}
+	return SESSION_OK;
 }

@@ -3,7 +3,8 @@
  * Fuzzes the daemon's side of a client's shared memory (daemon/slots.c,
  * daemon/trim.c) on a real session: sealed memfds from session_new, the
  * daemon's mappings and private slot states, real zeroing workers and
- * io_uring.  Each input is a small program for a hostile client that
+ * io_uring; no server and no client list, only the session and its
+ * verdicts (a cut-off ends the input).  Each input is a small program for a hostile client that
  * pushes descriptors, pokes ring indices and entries, pops and dirties
  * slots; between its steps the daemon collects returns, services the
  * session, ticks and trims.  A race step keeps a second thread rewriting
@@ -37,7 +38,6 @@
 #include "fuzz.h"
 #include "hak_ring.h"
 #include "log.h"
-#include "server.h"
 #include "session.h"
 #include "uring.h"
 #include "util.h"
@@ -59,7 +59,7 @@
 /* What the client writes into every slot it takes. */
 #define DIRT 0xd1
 
-static const struct conf_class classes[] = {
+static const struct hak_class_spec classes[] = {
 	{4 * KIB, 50},
 	{8 * KIB, 25},
 	{16 * KIB, 25},
@@ -71,7 +71,7 @@ enum op {
 	OP_POKE,      /* write any ring index or entry */
 	OP_POP,	      /* take a ready slot and dirty it */
 	OP_COLLECT,   /* daemon: session_collect_returns */
-	OP_SERVICE,   /* daemon: a doorbell (session_service_or_close) */
+	OP_SERVICE,   /* daemon: a doorbell (session_service) */
 	OP_TICK,      /* daemon: the periodic tick (trims idle slots) */
 	OP_TRIM,      /* daemon: trim everything (memory pressure, hakctl trim) */
 	OP_RACE,      /* daemon steps while another thread pokes */
@@ -105,7 +105,6 @@ struct cdesc {
 };
 
 struct fixture {
-	struct server srv;
 	struct session *s;
 	uint64_t clock;
 	struct cdesc seen[MAX_SEEN]; /* every descriptor the return rings held */
@@ -422,6 +421,13 @@ static void check_zero(const struct session *s, const struct snapshot *b)
 
 /* ---- the daemon's event loop, reduced to this session ---- */
 
+/* What the client list does with a verdict: the client is cut off. */
+static void judge(struct session *s, enum session_verdict v)
+{
+	if (v != SESSION_OK)
+		session_close(s);
+}
+
 /* Delivers zeroing and io_uring completions, as server_run does, until no
  * job or operation holds the session any more. */
 static void drain(struct fixture *fx)
@@ -437,7 +443,7 @@ static void drain(struct fixture *fx)
 		poll(p, uring_fd() >= 0 ? 2 : 1, DRAIN_POLL_MS);
 		for (job = zero_take_done(); job; job = next) {
 			next = job->next;
-			session_zero_done(job);
+			judge(fx->s, session_zero_done(job));
 		}
 		uring_reap();
 		uring_flush();
@@ -538,7 +544,7 @@ static void race(struct fixture *fx, struct fuzz_in *in)
 		/* Something to read each round, while the entries flip. */
 		push_acceptable(fx, r.pokes[0].cls, fuzz_u8(in));
 		if (how & 1)
-			session_service_or_close(fx->s);
+			judge(fx->s, session_service(fx->s));
 		else
 			session_collect_returns(fx->s);
 	}
@@ -581,12 +587,12 @@ static void run_op(struct fixture *fx, struct fuzz_in *in)
 		check_collect(fx, &b, 1);
 		break;
 	case OP_SERVICE:
-		session_service_or_close(fx->s);
+		judge(fx->s, session_service(fx->s));
 		settle(fx, &b);
 		break;
 	case OP_TICK:
 		fx->clock += (1 + fuzz_u8(in)) * NSEC_PER_MSEC;
-		session_tick(fx->s, fx->clock);
+		judge(fx->s, session_tick(fx->s, fx->clock, conf->trim_idle_ms * NSEC_PER_MSEC));
 		settle(fx, &b);
 		break;
 	case OP_TRIM:
@@ -608,28 +614,21 @@ static void setup(struct fixture *fx, struct fuzz_in *in)
 	conf->ready_high = 1 + fuzz_u8(in) % 100;
 	conf->ready_low = fuzz_u8(in) % conf->ready_high;
 	memset(fx, 0, sizeof(*fx));
-	fx->srv.conf = conf;
-	fx->srv.epfd = -1;
 	fx->clock = NSEC_PER_SEC; /* 0 means "not since" to the trimmer */
-	r = session_new(&fx->srv, -1, &cred, pool, &fx->s);
+	r = session_new(conf, 0, 1, -1, &cred, pool, &fx->s);
 	FUZZ_CHECK(r == 0, "session_new: %s", strerror(-r));
 	for (unsigned i = 0; i < fx->s->nclasses; i++) {
 		FUZZ_CHECK(fx->s->cls[i].nslots <= MAX_SLOTS, "class %u: too many slots", i);
 		note_seen(fx, i, 0); /* a fresh ring holds zeroes */
 	}
-	/* As conn.c's session_list_add; no socket or doorbell to watch. */
-	fx->srv.sessions = fx->s;
-	fx->srv.nclients = 1;
-	fx->srv.pool_bytes = fx->s->pool_size;
-	fx->s->sock_w.fd = fx->s->bell_w.fd = -1;
 }
 
 static void teardown(struct fixture *fx)
 {
 	if (!fx->s->dead)
-		server_close_session(&fx->srv, fx->s, NULL);
+		session_close(fx->s);
 	drain(fx);
-	server_bury(&fx->srv);
+	session_unref(fx->s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

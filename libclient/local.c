@@ -19,30 +19,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "hak_geom.h"
 #include "hak_size.h"
 #include "internal.h"
 
-/* Pool size when hak_client_set_pool_size() left it to the daemon: the
- * daemon's default, so that both modes hold the same memory. */
-#define HAK_LOCAL_POOL_DEFAULT (64 * MIB)
-
-/* The daemon's default classes and shares (hakzerod.conf(5)): 4 KiB pages
- * and 64 KiB runs for small extents, 2 MiB, and 2 MiB + 4 KiB for what
- * jemalloc asks for a 2 MiB allocation (its size class plus one page). */
-static const struct {
-	uint64_t size;
-	unsigned share; /* percent of the pool */
-} local_classes[] = {
-	{4 * KIB, 25},
-	{64 * KIB, 25},
-	{2 * MIB, 25},
-	{2 * MIB + 4 * KIB, 25},
-};
-
-/* Watermarks as the daemon's defaults: the hot path rings below LOW, the
- * monitor queues up to HIGH. */
-#define HAK_LOCAL_READY_LOW_PCT 25
-#define HAK_LOCAL_READY_HIGH_PCT 75
+/* Pool size, classes and watermarks when hak_client_set_pool_size() left
+ * them to the daemon: the daemon's defaults (hak_geom.h), so that both modes
+ * hold the same memory.  The hot path rings below the low watermark, the
+ * monitor queues up to the high one. */
 #define HAK_LOCAL_RETURN_BATCH 32u
 /* Bytes the monitor zeroes per round before it looks at its other work
  * (and lets a fork or a connect take the lock): about a millisecond. */
@@ -76,32 +60,17 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 	return (v + a - 1) / a * a;
 }
 
-static uint32_t pct_of(unsigned pct, uint32_t n)
-{
-	uint32_t v = (uint32_t)((uint64_t)n * pct / 100);
-
-	return v ? v : 1;
-}
-
 static unsigned local_geometry(uint64_t pool_bytes, struct hak_class_geom *g)
 {
-	unsigned n = sizeof(local_classes) / sizeof(local_classes[0]);
+	static const struct hak_geom_params p = {
+		.ready_low_pct = HAK_DEFAULT_READY_LOW_PCT,
+		.return_batch = HAK_LOCAL_RETURN_BATCH,
+		.max_slots = HAK_LOCAL_MAX_SLOTS,
+	};
 
 	if (pool_bytes == 0)
-		pool_bytes = HAK_LOCAL_POOL_DEFAULT;
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t slots = pool_bytes * local_classes[i].share / 100 / local_classes[i].size;
-		uint32_t ns = slots ? (uint32_t)(slots < (1u << 20) ? slots : (1u << 20)) : 1;
-
-		g[i] = (struct hak_class_geom){
-			.slot_size = local_classes[i].size,
-			.nslots = ns,
-			.ready_low = pct_of(HAK_LOCAL_READY_LOW_PCT, ns),
-			.ret_batch = ns / 4 < HAK_LOCAL_RETURN_BATCH ? (ns / 4 ? ns / 4 : 1)
-								     : HAK_LOCAL_RETURN_BATCH,
-		};
-	}
-	return n;
+		pool_bytes = HAK_DEFAULT_POOL_SIZE;
+	return hak_geometry(hak_default_classes, HAK_DEFAULT_NCLASSES, pool_bytes, &p, g);
 }
 
 /* ---- the daemon side's state ---- */
@@ -145,7 +114,7 @@ static struct hak_local *local_state_new(const struct hak_ctrl_hdr *h)
 		for (uint32_t k = n; k-- > 0;)
 			lc->clean[lc->nclean++] = k;
 		lc->low = h->cls[i].ready_low;
-		lc->high = pct_of(HAK_LOCAL_READY_HIGH_PCT, n);
+		lc->high = hak_geom_watermark(HAK_DEFAULT_READY_HIGH_PCT, n);
 	}
 	return loc;
 }

@@ -21,6 +21,9 @@
 #define HAK_CTRL_MAGIC 0x314c5254434b4148ULL /* "HAKCTRL1" little-endian */
 #define HAK_LAYOUT_VERSION 1
 #define HAK_MAX_CLASSES 8
+/* Largest slot count a class may have: ring indices are 32-bit and a ring
+ * has a power-of-two number of entries. */
+#define HAK_MAX_SLOTS (1u << 24)
 #define HAK_PAGE_SIZE 4096u
 /* Counter shards: threads add to their own shard so that counting does not
  * bounce one cache line between cores. */
@@ -35,8 +38,8 @@ struct hak_class_layout {
 	uint64_t ready_ents_off;
 	uint64_t ret_off;
 	uint64_t ret_ents_off;
-	uint32_t ready_low;  /* client rings the doorbell when ready drops below */
-	uint32_t ret_batch;  /* client rings the doorbell after this many returns */
+	uint32_t ready_low; /* client rings the doorbell when ready drops below */
+	uint32_t ret_batch; /* client rings the doorbell after this many returns */
 };
 
 struct hak_ctrl_hdr {
@@ -67,15 +70,15 @@ struct hak_ctrl_sync {
  * adds, summed by readers (the client's stats call, the daemon's reports,
  * which never trust them for anything but display). */
 enum hak_counter {
-	HAK_CNT_ALLOC_READY,       /* zeroed slot from the ready ring */
-	HAK_CNT_ALLOC_DIRTY,       /* own returned slot, not zeroed (caller allowed) */
+	HAK_CNT_ALLOC_READY,	   /* zeroed slot from the ready ring */
+	HAK_CNT_ALLOC_DIRTY,	   /* own returned slot, not zeroed (caller allowed) */
 	HAK_CNT_ALLOC_INLINE_ZERO, /* own returned slot zeroed in the caller */
-	HAK_CNT_ALLOC_MMAP,        /* no slot: plain anonymous mmap */
-	HAK_CNT_ALLOC_LARGE,       /* larger than the largest class: mmap */
-	HAK_CNT_FREE_POOL,         /* frees of pool slots */
-	HAK_CNT_FREE_MMAP,         /* frees of mmap fallbacks (munmap) */
-	HAK_CNT_RETURNED,          /* slots pushed to the return ring */
-	HAK_CNT_DOORBELLS,         /* eventfd writes */
+	HAK_CNT_ALLOC_MMAP,	   /* no slot: plain anonymous mmap */
+	HAK_CNT_ALLOC_LARGE,	   /* larger than the largest class: mmap */
+	HAK_CNT_FREE_POOL,	   /* frees of pool slots */
+	HAK_CNT_FREE_MMAP,	   /* frees of mmap fallbacks (munmap) */
+	HAK_CNT_RETURNED,	   /* slots pushed to the return ring */
+	HAK_CNT_DOORBELLS,	   /* eventfd writes */
 	HAK_CNT_NR,
 };
 

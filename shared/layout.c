@@ -19,10 +19,6 @@ static uint32_t pow2_at_least(uint32_t n)
 	return p;
 }
 
-/* Largest slot count a class may have: ring indices are 32-bit and a ring
- * has a power-of-two number of entries. */
-#define HAK_MAX_SLOTS (1u << 24)
-
 static int check_geom(const struct hak_class_geom *g)
 {
 	if (g->slot_size == 0 || g->slot_size % HAK_PAGE_SIZE)
@@ -122,7 +118,8 @@ int hak_layout_validate(const struct hak_ctrl_hdr *h, uint64_t ctrl_size, uint64
 		return -EBADMSG;
 	if (h->nclasses == 0 || h->nclasses > HAK_MAX_CLASSES)
 		return -EBADMSG;
-	if (h->sync_off % HAK_CACHELINE || !inside(h->sync_off, sizeof(struct hak_ctrl_sync), ctrl_size))
+	if (h->sync_off % HAK_CACHELINE ||
+	    !inside(h->sync_off, sizeof(struct hak_ctrl_sync), ctrl_size))
 		return -EBADMSG;
 	if (h->counters_off % HAK_CACHELINE ||
 	    !inside(h->counters_off, HAK_COUNTER_SHARDS * sizeof(struct hak_ctrl_counters),

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Pool geometry: how a pool of some size is cut into size classes, and the
+ * defaults both sides start from.  The daemon (its configuration) and local
+ * mode (the library alone) cut pools the same way from here, so that both
+ * modes hold the same memory for the same request.
+ */
+#ifndef HAK_GEOM_H
+#define HAK_GEOM_H
+
+#include <stdint.h>
+
+#include "hak_layout.h"
+
+/* One size class: slots of size bytes, share percent of each pool. */
+struct hak_class_spec {
+	uint64_t size;
+	unsigned share;
+};
+
+/* Pool size when neither the client nor the configuration names one. */
+#define HAK_DEFAULT_POOL_SIZE (64ull << 20)
+/* Ready ring watermarks, percent of a class's slots: a client rings below
+ * LOW, the daemon queues up to HIGH. */
+#define HAK_DEFAULT_READY_LOW_PCT 25
+#define HAK_DEFAULT_READY_HIGH_PCT 75
+#define HAK_DEFAULT_NCLASSES 4
+
+/* The default classes (hakzerod.conf(5)): 4 KiB pages and 64 KiB runs for
+ * small extents, 2 MiB, and 2 MiB + 4 KiB for what jemalloc asks for a 2 MiB
+ * allocation (its size class plus one page of cache-oblivious offset);
+ * without the last, such requests would find no class and fall back. */
+extern const struct hak_class_spec hak_default_classes[HAK_DEFAULT_NCLASSES];
+
+/*
+ * Local mode keeps three private stacks of 4 bytes per slot for each class
+ * in its own mapping: at most this many slots per class bounds them to
+ * 12 MiB a class; a bigger local pool has that many slots per class and
+ * its classes' shares are not met.
+ */
+#define HAK_LOCAL_MAX_SLOTS (1u << 20)
+/* The daemon caps nothing here: its configuration check refuses classes of
+ * more than HAK_MAX_SLOTS at pool_size_max and reports how many they got. */
+#define HAK_GEOM_UNCAPPED UINT32_MAX
+
+/* How classes are cut beyond their sizes and shares. */
+struct hak_geom_params {
+	unsigned ready_low_pct;
+	uint32_t return_batch; /* most returns a client batches before ringing */
+	uint32_t max_slots;    /* per class; more are not made */
+};
+
+/* pct percent of nslots, at least one slot when pct is not 0. */
+uint32_t hak_geom_watermark(unsigned pct, uint32_t nslots);
+
+/* Fills g[0..n) for a pool of pool_bytes (at most 2^40: no overflow) cut
+ * into the n classes of cls.  Returns n. */
+unsigned hak_geometry(const struct hak_class_spec *cls, unsigned n, uint64_t pool_bytes,
+		      const struct hak_geom_params *p, struct hak_class_geom *g);
+
+#endif
