@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Command-line and clock helpers of the test programs the drivers start
- * (hak-worker, hak-hostile, hak-testclient).  A bad value is a usage error: said on
+ * (hak-client, hak-hostile).  A bad value is a usage error: said on
  * stderr as "PROG: OPTION: ..." and exit 2, before anything is connected,
  * so that a driver's typo cannot pass for a daemon failure.
  */
@@ -13,7 +13,7 @@
 #define TU_EXIT_USAGE 2
 
 /* An unsigned number, decimal or 0x hex (strtoull's base 0), from min to
- * max: prog and opt (e.g. "hak-worker", "--count") name it in the error. */
+ * max: prog and opt (e.g. "hak-client", "--count") name it in the error. */
 uint64_t tu_parse_u64(const char *prog, const char *opt, const char *s, uint64_t min, uint64_t max);
 /* The same for an unsigned int. */
 unsigned tu_parse_uint(const char *prog, const char *opt, const char *s, unsigned min,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* hak-worker's scenarios under crashes and forks: victim, holder, fork. */
+/* hak-client's scenarios under crashes and forks: victim, holder, fork. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,7 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "worker.h"
+#include "client.h"
+#include "testutil.h"
 
 /* ------------------------------------------------------------ victim */
 
@@ -189,6 +190,9 @@ int cmd_holder(const struct opts *o)
 
 /* -------------------------------------------------------------- fork */
 
+/* Slots the fork child holds at once after it freed the parent's pages. */
+#define FORK_CHILD_CHURN 256u
+
 static void pipe_write(int fd, char c)
 {
 	if (write(fd, &c, 1) != 1)
@@ -226,18 +230,38 @@ static void check_parent_page_faults(void *p)
 /* Allocates until one allocation came from the child's own pool. */
 static void child_wait_pool(uint64_t tag, uint64_t *rng)
 {
-	uint64_t deadline = now_ms() + REACT_MS;
+	uint64_t deadline = tu_now_ms() + REACT_MS;
 
 	while (stats().alloc_ready == 0) {
 		struct held h;
 
-		if (now_ms() > deadline)
+		if (tu_now_ms() > deadline)
 			fail("the fork child got no page from a pool of its own in %d ms",
 			     REACT_MS);
 		hold_n(&h, 1, tag, rng);
 		free_or_fail(h.p, h.size);
-		sleep_us(1000);
+		tu_sleep_ms(1);
 	}
+}
+
+/* More slots held at once than the library's local cache holds, so that
+ * their frees reach the return ring: if the child (wrongly) still had the
+ * parent's pool, the parent's daemon would take back slots the parent
+ * holds.  The smallest class: the most slots for the least time. */
+static void child_churn(uint64_t tag)
+{
+	static struct held h[FORK_CHILD_CHURN];
+
+	for (unsigned i = 0; i < FORK_CHILD_CHURN; i++) {
+		int how;
+
+		h[i].size = classes[0];
+		h[i].p = alloc_or_fail(h[i].size, 0, &how);
+		check_fresh(h[i].p, h[i].size, 0, how, tag);
+		*(uint64_t *)h[i].p = tag << TAG_SHIFT;
+	}
+	for (unsigned i = 0; i < FORK_CHILD_CHURN; i++)
+		free_or_fail(h[i].p, h[i].size);
 }
 
 struct fork_ctx {
@@ -262,6 +286,7 @@ static void fork_child(struct fork_ctx *x)
 	child_wait_pool(tag, &rng);
 	for (unsigned i = 0; i < x->np; i++)
 		hak_free(client, x->parent[i].p, x->parent[i].size);
+	child_churn(tag);
 	pipe_write(x->c2p[1], '1');
 	pipe_read(x->p2c[0], '2');
 	check_held_all(mine, m, tag, "fork child's page");

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* hak-worker's scanning scenarios: stale, guard, cycles, hold. */
+/* hak-client's scenarios that check pages under load: stale, guard, cycles,
+ * hold. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "worker.h"
+#include "client.h"
+#include "testutil.h"
 
 /* stale: a fallback instead of a ready slot means the daemon is behind;
  * give it this long before the next allocation. */
@@ -29,11 +31,11 @@ static size_t stale_size(uint64_t *rng)
 	return classes[0];
 }
 
-static unsigned stale_flags(const char *mode, uint64_t *rng)
+static unsigned stale_flags(enum mode mode, uint64_t *rng)
 {
-	if (strcmp(mode, "dirty") == 0)
+	if (mode == MODE_DIRTY)
 		return HAK_ALLOC_DIRTY_OK;
-	if (strcmp(mode, "mixed") == 0)
+	if (mode == MODE_MIXED)
 		return xorshift(rng) & 1 ? HAK_ALLOC_DIRTY_OK : 0;
 	return 0;
 }
@@ -82,7 +84,7 @@ int cmd_stale(const struct opts *o)
 		tag = 1;
 	connect_or_fail(o);
 	start = stats().alloc_ready;
-	deadline = now_ms() + o->seconds * 1000ull;
+	deadline = tu_now_ms() + o->seconds * 1000ull;
 	say("ready tag=%#llx", (unsigned long long)tag);
 	for (uint64_t i = 0; ready < o->count; i++) {
 		uint64_t before = ready;
@@ -98,7 +100,7 @@ int cmd_stale(const struct opts *o)
 			    (unsigned long long)c.allocs);
 			next_progress += o->progress;
 		}
-		if (now_ms() > deadline)
+		if (tu_now_ms() > deadline)
 			fail("only %llu of %llu handoffs in %u s", (unsigned long long)ready,
 			     (unsigned long long)o->count, o->seconds);
 	}
@@ -124,7 +126,7 @@ int cmd_stale(const struct opts *o)
 static void guard_round(uint64_t want, uint64_t tag, struct held *keep)
 {
 	struct hak_client_stats st0 = stats(), st;
-	uint64_t deadline = now_ms() + 2 * REACT_MS, rng = tag * 7 + 1, n = 0;
+	uint64_t deadline = tu_now_ms() + 2 * REACT_MS, rng = tag * 7 + 1, n = 0;
 	struct held h = {0};
 
 	do {
@@ -137,8 +139,8 @@ static void guard_round(uint64_t want, uint64_t tag, struct held *keep)
 		free_or_fail(h.p, h.size);
 		st = stats();
 		if (st.alloc_ready - st0.alloc_ready < want && (n & 63) == 0)
-			sleep_us(1000);
-		if (now_ms() > deadline)
+			tu_sleep_ms(1);
+		if (tu_now_ms() > deadline)
 			fail("the daemon served %llu of %llu slots in %d ms",
 			     (unsigned long long)(st.alloc_ready - st0.alloc_ready),
 			     (unsigned long long)want, 2 * REACT_MS);
