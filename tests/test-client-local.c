@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "hakclient.h"
+#include "test-client.h"
 #include "harness.h"
 
 #define KiB 1024ull
@@ -35,31 +36,6 @@
 static bool have_daemon;
 
 static const size_t sizes[] = {4 * KiB, 64 * KiB, 2 * MiB, 2 * MiB + 4 * KiB};
-
-static void nap_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-static bool all_zero(const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
-static struct hak_client_stats stats(struct hak_client *c)
-{
-	struct hak_client_stats st;
-
-	assert_int_equal(hak_client_get_stats(c, &st, sizeof(st)), 0);
-	return st;
-}
 
 static struct hak_client *client(int mode, const char *sock)
 {
@@ -78,7 +54,7 @@ static bool wait_local(struct hak_client *c, uint64_t want)
 	for (unsigned t = 0; t < WAIT_MS; t += 10) {
 		if (stats(c).local == want && stats(c).connected == !want)
 			return true;
-		nap_ms(10);
+		sleep_ms(10);
 	}
 	return false;
 }
