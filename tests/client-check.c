@@ -41,8 +41,8 @@ void fail_nonzero(const char *what, const void *p, size_t size, long off)
 {
 	uint64_t w = *(const uint64_t *)((const char *)p + off);
 
-	fail("%s of %zu bytes at %p: word at offset %ld is %#llx (tag %#llx)", what, size, p, off,
-	     (unsigned long long)w, (unsigned long long)(w >> TAG_SHIFT));
+	tu_fail("%s of %zu bytes at %p: word at offset %ld is %#llx (tag %#llx)", what, size, p,
+		off, (unsigned long long)w, (unsigned long long)(w >> TAG_SHIFT));
 }
 
 void check_zero(const char *what, const void *p, size_t size)
@@ -86,8 +86,9 @@ void check_stamp(const void *p, size_t size, uint64_t stamp, const char *what)
 
 	for (size_t i = 0; i < page_round(size) / sizeof(*w); i++)
 		if (w[i] != stamp)
-			fail("%s: %p+%zu holds %#llx, not our stamp %#llx", what, p, i * sizeof(*w),
-			     (unsigned long long)w[i], (unsigned long long)stamp);
+			tu_fail("%s: %p+%zu holds %#llx, not our stamp %#llx", what, p,
+				i * sizeof(*w), (unsigned long long)w[i],
+				(unsigned long long)stamp);
 }
 
 /* An allocation answered r: zeroed when it says so, and always when we
@@ -95,7 +96,7 @@ void check_stamp(const void *p, size_t size, uint64_t stamp, const char *what)
 void check_fresh(const void *p, size_t size, unsigned flags, int r, uint64_t tag)
 {
 	if (!(flags & HAK_ALLOC_DIRTY_OK) && !(r & HAK_ALLOC_ZEROED))
-		fail("hak_alloc(%zu, 0) answered %d: not zeroed", size, r);
+		tu_fail("hak_alloc(%zu, 0) answered %d: not zeroed", size, r);
 	if (r & HAK_ALLOC_ZEROED)
 		check_zero("page handed out as zeroed", p, size);
 	else
@@ -109,9 +110,9 @@ void check_fresh(const void *p, size_t size, unsigned flags, int r, uint64_t tag
 void check_held(const struct held *h, const char *what)
 {
 	if (*(const uint64_t *)h->p != h->first)
-		fail("%s: page %p of %zu bytes changed under us: %#llx, wrote %#llx", what, h->p,
-		     h->size, (unsigned long long)*(const uint64_t *)h->p,
-		     (unsigned long long)h->first);
+		tu_fail("%s: page %p of %zu bytes changed under us: %#llx, wrote %#llx", what, h->p,
+			h->size, (unsigned long long)*(const uint64_t *)h->p,
+			(unsigned long long)h->first);
 }
 
 unsigned hold_n(struct held *h, unsigned n, uint64_t tag, uint64_t *rng)
@@ -137,9 +138,9 @@ void check_held_all(const struct held *h, unsigned n, uint64_t tag, const char *
 		check_held(&h[i], what);
 		for (size_t k = 0; k < page_round(h[i].size) / sizeof(*w); k++)
 			if ((w[k] >> TAG_SHIFT) != tag)
-				fail("%s: %p+%zu holds %#llx, not tag %#llx", what, h[i].p,
-				     k * sizeof(*w), (unsigned long long)w[k],
-				     (unsigned long long)tag);
+				tu_fail("%s: %p+%zu holds %#llx, not tag %#llx", what, h[i].p,
+					k * sizeof(*w), (unsigned long long)w[k],
+					(unsigned long long)tag);
 	}
 }
 
@@ -171,13 +172,13 @@ void check_fresh_byte(const void *p, size_t size, unsigned flags, int r, unsigne
 	long bad;
 
 	if (!(flags & HAK_ALLOC_DIRTY_OK) && !(r & HAK_ALLOC_ZEROED))
-		fail("hak_alloc(%zu, flags 0) answered %d: not zeroed", size, r);
+		tu_fail("hak_alloc(%zu, flags 0) answered %d: not zeroed", size, r);
 	bad = find_foreign(p, len, (r & HAK_ALLOC_ZEROED) ? 0 : own);
 	if (bad >= 0)
-		fail("%s page of %zu bytes at %p has byte 0x%02x at offset %ld (own pattern "
-		     "0x%02x)",
-		     (r & HAK_ALLOC_ZEROED) ? "zeroed" : "dirty", size, p,
-		     ((const unsigned char *)p)[bad], bad, own);
+		tu_fail("%s page of %zu bytes at %p has byte 0x%02x at offset %ld (own pattern "
+			"0x%02x)",
+			(r & HAK_ALLOC_ZEROED) ? "zeroed" : "dirty", size, p,
+			((const unsigned char *)p)[bad], bad, own);
 }
 
 void check_filled(const void *p, size_t len, unsigned char own, const char *what)
@@ -186,7 +187,7 @@ void check_filled(const void *p, size_t len, unsigned char own, const char *what
 
 	for (size_t i = 0; i < len; i++)
 		if (b[i] != own)
-			fail("%s: %p+%zu holds 0x%02x, not 0x%02x", what, p, i, b[i], own);
+			tu_fail("%s: %p+%zu holds 0x%02x, not 0x%02x", what, p, i, b[i], own);
 }
 
 void *alloc_checked(size_t size, unsigned flags, unsigned char own, int *how)

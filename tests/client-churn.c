@@ -107,7 +107,7 @@ int cmd_churn(const struct opts *o)
 	connect_checked(o);
 	pool_bytes = stats().pool_bytes;
 	if (o->sync) {
-		say("ready");
+		tu_say("ready");
 		wait_word("go");
 	}
 	deadline = tu_now_ms() + o->seconds * 1000ull;
@@ -119,15 +119,15 @@ int cmd_churn(const struct opts *o)
 			tu_sleep_ms(CHURN_IDLE_MS);
 	}
 	print_stats(NULL);
-	say("churn rounds=%u allocs=%llu ready_bytes=%llu pool_bytes=%llu dirty_reused=%llu", round,
-	    (unsigned long long)res.allocs, (unsigned long long)res.ready_bytes,
-	    (unsigned long long)pool_bytes, (unsigned long long)res.dirty_reused);
+	tu_say("churn rounds=%u allocs=%llu ready_bytes=%llu pool_bytes=%llu dirty_reused=%llu",
+	       round, (unsigned long long)res.allocs, (unsigned long long)res.ready_bytes,
+	       (unsigned long long)pool_bytes, (unsigned long long)res.dirty_reused);
 	if (o->expect_recycle && res.ready_bytes <= pool_bytes)
-		fail("only %llu bytes came from the ready ring in %u s, pool is %llu: "
-		     "no slot came back zeroed by the daemon",
-		     (unsigned long long)res.ready_bytes, o->seconds,
-		     (unsigned long long)pool_bytes);
-	say("ok");
+		tu_fail("only %llu bytes came from the ready ring in %u s, pool is %llu: "
+			"no slot came back zeroed by the daemon",
+			(unsigned long long)res.ready_bytes, o->seconds,
+			(unsigned long long)pool_bytes);
+	tu_say("ok");
 	hak_client_unref(client);
 	return 0;
 }
@@ -152,8 +152,8 @@ static void check_thread_dirty(const unsigned char *p, size_t len, unsigned nthr
 {
 	for (size_t i = 0; i < len; i++)
 		if (p[i] != 0 && (p[i] < thread_byte(0) || p[i] >= thread_byte(nthreads)))
-			fail("dirty page %p+%zu holds 0x%02x: no thread of ours wrote it", p, i,
-			     p[i]);
+			tu_fail("dirty page %p+%zu holds 0x%02x: no thread of ours wrote it", p, i,
+				p[i]);
 }
 
 /* Mostly small classes, where slots are many and contention is highest:
@@ -173,11 +173,11 @@ static void thread_take(struct thread_arg *a, struct held *h, unsigned i)
 	int r = hak_alloc(client, size, flags, &h->p);
 
 	if (r < 0)
-		fail("thread %u: hak_alloc(%zu): %s", a->id, size, strerror(-r));
+		tu_fail("thread %u: hak_alloc(%zu): %s", a->id, size, strerror(-r));
 	if (r & HAK_ALLOC_ZEROED)
 		check_fresh_byte(h->p, size, flags, r, 0);
 	else if (flags == 0)
-		fail("thread %u: hak_alloc(%zu, 0) not zeroed", a->id, size);
+		tu_fail("thread %u: hak_alloc(%zu, 0) not zeroed", a->id, size);
 	else
 		check_thread_dirty(h->p, size, a->o->threads);
 	h->size = size;
@@ -218,20 +218,20 @@ int cmd_threads(const struct opts *o)
 	uint64_t total = 0;
 
 	if (o->threads < 2 || o->threads > MAX_THREADS)
-		fail("--threads must be 2..%d", MAX_THREADS);
+		tu_fail("--threads must be 2..%d", MAX_THREADS);
 	connect_checked(o);
 	pthread_barrier_init(&start, NULL, o->threads);
 	for (unsigned t = 0; t < o->threads; t++) {
 		args[t] = (struct thread_arg){.o = o, .id = thread_byte(t), .start = &start};
 		if (pthread_create(&th[t], NULL, thread_main, &args[t]) != 0)
-			fail("pthread_create");
+			tu_fail("pthread_create");
 	}
 	for (unsigned t = 0; t < o->threads; t++) {
 		pthread_join(th[t], NULL);
 		total += args[t].allocs;
 	}
 	print_stats(NULL);
-	say("ok threads=%u allocs=%llu", o->threads, (unsigned long long)total);
+	tu_say("ok threads=%u allocs=%llu", o->threads, (unsigned long long)total);
 	hak_client_unref(client);
 	return 0;
 }
@@ -261,7 +261,7 @@ static void hotpath_round(size_t size)
 		int r = hak_alloc(client, size, 0, &p[i]);
 
 		if (r < 0)
-			fail("hak_alloc: %s", strerror(-r));
+			tu_fail("hak_alloc: %s", strerror(-r));
 		((volatile char *)p[i])[0] = 1;
 	}
 	for (unsigned i = 0; i < HOTPATH_BATCH; i++)
@@ -287,15 +287,15 @@ int cmd_hotpath(const struct opts *o)
 	u1 = thread_usage();
 	st1 = stats();
 	print_stats(NULL);
-	say("hotpath allocs=%llu faults=%llu vcsw=%llu doorbells=%llu ready=%llu inline=%llu "
-	    "mmap=%llu",
-	    (unsigned long long)allocs, (unsigned long long)(u1.faults - u0.faults),
-	    (unsigned long long)(u1.vcsw - u0.vcsw),
-	    (unsigned long long)(st1.doorbells - st0.doorbells),
-	    (unsigned long long)(st1.alloc_ready - st0.alloc_ready),
-	    (unsigned long long)(st1.alloc_inline_zero - st0.alloc_inline_zero),
-	    (unsigned long long)(st1.alloc_mmap - st0.alloc_mmap));
-	say("ok");
+	tu_say("hotpath allocs=%llu faults=%llu vcsw=%llu doorbells=%llu ready=%llu inline=%llu "
+	       "mmap=%llu",
+	       (unsigned long long)allocs, (unsigned long long)(u1.faults - u0.faults),
+	       (unsigned long long)(u1.vcsw - u0.vcsw),
+	       (unsigned long long)(st1.doorbells - st0.doorbells),
+	       (unsigned long long)(st1.alloc_ready - st0.alloc_ready),
+	       (unsigned long long)(st1.alloc_inline_zero - st0.alloc_inline_zero),
+	       (unsigned long long)(st1.alloc_mmap - st0.alloc_mmap));
+	tu_say("ok");
 	hak_client_unref(client);
 	return 0;
 }

@@ -45,7 +45,7 @@ static void *victim_main(void *arg)
 	size_t size = classes[(a->t & 1) && nclasses > 1 ? 1 : 0];
 
 	if (!p)
-		fail("out of memory");
+		tu_fail("out of memory");
 	for (;;) {
 		for (unsigned i = 0; i < a->batch; i++) {
 			int how;
@@ -75,20 +75,20 @@ int cmd_victim(const struct opts *o)
 	int fd;
 
 	if (!o->state || n > MAX_THREADS)
-		fail("victim needs --state FILE and at most %d threads", MAX_THREADS);
+		tu_fail("victim needs --state FILE and at most %d threads", MAX_THREADS);
 	fd = open(o->state, O_RDWR | O_CLOEXEC);
 	st = fd < 0 ? MAP_FAILED
 		    : mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (st == MAP_FAILED)
-		fail("mapping %s: %s", o->state, strerror(errno));
+		tu_fail("mapping %s: %s", o->state, strerror(errno));
 	close(fd);
 	connect_or_fail(o);
 	for (unsigned t = 0; t < n; t++) {
 		args[t] = (struct victim_arg){st, t, o->count ? (unsigned)o->count : 256};
 		if (pthread_create(&th[t], NULL, victim_main, &args[t]) != 0)
-			fail("pthread_create");
+			tu_fail("pthread_create");
 	}
-	say("running threads=%u", n);
+	tu_say("running threads=%u", n);
 	for (unsigned t = 0; t < n; t++)
 		pthread_join(th[t], NULL);
 	return 0;
@@ -164,14 +164,14 @@ int cmd_holder(const struct opts *o)
 	char line[64];
 
 	if (n > MAX_THREADS)
-		fail("at most %d threads", MAX_THREADS);
+		tu_fail("at most %d threads", MAX_THREADS);
 	connect_or_fail(o);
 	for (unsigned t = 0; t < n; t++) {
 		args[t] = (struct holder_arg){t, o->window ? o->window : 16, &stop, 0, 0};
 		if (pthread_create(&th[t], NULL, holder_main, &args[t]) != 0)
-			fail("pthread_create");
+			tu_fail("pthread_create");
 	}
-	say("running threads=%u", n);
+	tu_say("running threads=%u", n);
 	for (read_cmd(line, sizeof(line)); line[0] && strcmp(line, "exit");
 	     read_cmd(line, sizeof(line)))
 		if (strcmp(line, "report") == 0)
@@ -183,7 +183,7 @@ int cmd_holder(const struct opts *o)
 		dirty += args[t].dirty;
 	}
 	print_stats("end");
-	say("ok allocs=%llu dirty=%llu", (unsigned long long)allocs, (unsigned long long)dirty);
+	tu_say("ok allocs=%llu dirty=%llu", (unsigned long long)allocs, (unsigned long long)dirty);
 	hak_client_unref(client);
 	return 0;
 }
@@ -196,7 +196,7 @@ int cmd_holder(const struct opts *o)
 static void pipe_write(int fd, char c)
 {
 	if (write(fd, &c, 1) != 1)
-		fail("pipe write: %s", strerror(errno));
+		tu_fail("pipe write: %s", strerror(errno));
 }
 
 static void pipe_read(int fd, char want)
@@ -204,7 +204,7 @@ static void pipe_read(int fd, char want)
 	char c;
 
 	if (read(fd, &c, 1) != 1 || c != want)
-		fail("pipe: the other side of the fork went away");
+		tu_fail("pipe: the other side of the fork went away");
 }
 
 /* In a grandchild: touching a pool page of the parent must fault (the
@@ -215,16 +215,17 @@ static void check_parent_page_faults(void *p)
 	pid_t pid = fork();
 
 	if (pid < 0)
-		fail("fork: %s", strerror(errno));
+		tu_fail("fork: %s", strerror(errno));
 	if (pid == 0) {
 		signal(SIGSEGV, SIG_DFL);
 		*(volatile uint64_t *)p = 0xbadbadbadbadbadull;
 		_exit(0);
 	}
 	if (waitpid(pid, &status, 0) != pid)
-		fail("waitpid: %s", strerror(errno));
+		tu_fail("waitpid: %s", strerror(errno));
 	if (!WIFSIGNALED(status) || (WTERMSIG(status) != SIGSEGV && WTERMSIG(status) != SIGBUS))
-		fail("a fork child wrote into its parent's pool page %p (status %#x)", p, status);
+		tu_fail("a fork child wrote into its parent's pool page %p (status %#x)", p,
+			status);
 }
 
 /* Allocates until one allocation came from the child's own pool. */
@@ -236,8 +237,8 @@ static void child_wait_pool(uint64_t tag, uint64_t *rng)
 		struct held h;
 
 		if (tu_now_ms() > deadline)
-			fail("the fork child got no page from a pool of its own in %d ms",
-			     REACT_MS);
+			tu_fail("the fork child got no page from a pool of its own in %d ms",
+				REACT_MS);
 		hold_n(&h, 1, tag, rng);
 		free_or_fail(h.p, h.size);
 		tu_sleep_ms(1);
@@ -303,11 +304,11 @@ static void fork_round(struct fork_ctx *x, uint64_t *rng)
 	pid_t pid;
 
 	if (pipe(x->p2c) < 0 || pipe(x->c2p) < 0)
-		fail("pipe: %s", strerror(errno));
+		tu_fail("pipe: %s", strerror(errno));
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0)
-		fail("fork: %s", strerror(errno));
+		tu_fail("fork: %s", strerror(errno));
 	if (pid == 0)
 		fork_child(x);
 	pipe_read(x->c2p[0], '1');
@@ -317,7 +318,7 @@ static void fork_round(struct fork_ctx *x, uint64_t *rng)
 	m = hold_n(more, x->np, x->ptag, rng);
 	pipe_write(x->p2c[1], '2');
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail("fork child failed (status %#x)", status);
+		tu_fail("fork child failed (status %#x)", status);
 	check_held_all(more, m, x->ptag, "parent's page allocated after fork");
 	for (unsigned i = 0; i < m; i++)
 		free_or_fail(more[i].p, more[i].size);
@@ -359,7 +360,7 @@ int cmd_fork(const struct opts *o)
 	fill_random(x.large.p, x.large.size, x.ptag, &rng);
 	x.large.first = *(uint64_t *)x.large.p;
 	if (pthread_create(&noise, NULL, fork_noise, (void *)&stop) != 0)
-		fail("pthread_create");
+		tu_fail("pthread_create");
 	for (unsigned r = 0; r < (o->rounds ? o->rounds : 4); r++)
 		fork_round(&x, &rng);
 	stop = true;
@@ -369,7 +370,7 @@ int cmd_fork(const struct opts *o)
 		free_or_fail(x.parent[i].p, x.parent[i].size);
 	free_or_fail(x.large.p, x.large.size);
 	print_stats("parent");
-	say("ok rounds=%u", o->rounds ? o->rounds : 4);
+	tu_say("ok rounds=%u", o->rounds ? o->rounds : 4);
 	hak_client_unref(client);
 	return 0;
 }

@@ -23,36 +23,7 @@ size_t classes[MAX_CLASSES];
 unsigned nclasses;
 char refusal[REASON_MAX];
 
-/* ---------------------------------------------------------------- output */
-
-static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void say(const char *fmt, ...)
-{
-	va_list ap;
-
-	pthread_mutex_lock(&out_lock);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-	pthread_mutex_unlock(&out_lock);
-}
-
-void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	pthread_mutex_lock(&out_lock);
-	fputs("fail ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-	_exit(1);
-}
+/* ----------------------------------------------------------------- clock */
 
 void sleep_us(unsigned us)
 {
@@ -105,7 +76,7 @@ struct hak_client_stats stats(void)
 	int r = hak_client_get_stats(client, &st, sizeof(st));
 
 	if (r < 0)
-		fail("hak_client_get_stats: %s", strerror(-r));
+		tu_fail("hak_client_get_stats: %s", strerror(-r));
 	return st;
 }
 
@@ -113,16 +84,16 @@ void print_stats(const char *tag)
 {
 	struct hak_client_stats st = stats();
 
-	say("stats%s%s alloc_ready=%llu alloc_dirty=%llu alloc_inline_zero=%llu alloc_mmap=%llu "
-	    "alloc_large=%llu free_pool=%llu free_mmap=%llu returned=%llu doorbells=%llu "
-	    "reconnects=%llu pool_bytes=%llu connected=%llu",
-	    tag ? " " : "", tag ? tag : "", (unsigned long long)st.alloc_ready,
-	    (unsigned long long)st.alloc_dirty, (unsigned long long)st.alloc_inline_zero,
-	    (unsigned long long)st.alloc_mmap, (unsigned long long)st.alloc_large,
-	    (unsigned long long)st.free_pool, (unsigned long long)st.free_mmap,
-	    (unsigned long long)st.returned, (unsigned long long)st.doorbells,
-	    (unsigned long long)st.reconnects, (unsigned long long)st.pool_bytes,
-	    (unsigned long long)st.connected);
+	tu_say("stats%s%s alloc_ready=%llu alloc_dirty=%llu alloc_inline_zero=%llu alloc_mmap=%llu "
+	       "alloc_large=%llu free_pool=%llu free_mmap=%llu returned=%llu doorbells=%llu "
+	       "reconnects=%llu pool_bytes=%llu connected=%llu",
+	       tag ? " " : "", tag ? tag : "", (unsigned long long)st.alloc_ready,
+	       (unsigned long long)st.alloc_dirty, (unsigned long long)st.alloc_inline_zero,
+	       (unsigned long long)st.alloc_mmap, (unsigned long long)st.alloc_large,
+	       (unsigned long long)st.free_pool, (unsigned long long)st.free_mmap,
+	       (unsigned long long)st.returned, (unsigned long long)st.doorbells,
+	       (unsigned long long)st.reconnects, (unsigned long long)st.pool_bytes,
+	       (unsigned long long)st.connected);
 }
 
 /* The classes, from the library: the class of 1 byte, then of one byte
@@ -144,13 +115,13 @@ int open_client(const struct opts *o)
 	int r = hak_client_new(&client);
 
 	if (r < 0)
-		fail("hak_client_new: %s", strerror(-r));
+		tu_fail("hak_client_new: %s", strerror(-r));
 	hak_client_set_log_fn(client, log_fn, NULL);
 	hak_client_set_log_priority(client, LOG_INFO);
 	if (o->socket && (r = hak_client_set_socket(client, o->socket)) < 0)
-		fail("hak_client_set_socket: %s", strerror(-r));
+		tu_fail("hak_client_set_socket: %s", strerror(-r));
 	if (o->pool && (r = hak_client_set_pool_size(client, o->pool)) < 0)
-		fail("hak_client_set_pool_size: %s", strerror(-r));
+		tu_fail("hak_client_set_pool_size: %s", strerror(-r));
 	r = hak_client_connect(client);
 	learn_classes();
 	return r;
@@ -161,16 +132,16 @@ void connect_or_fail(const struct opts *o)
 	int r = open_client(o);
 
 	if (r < 0)
-		fail("hak_client_connect: %s (%s)", strerror(-r), refusal);
+		tu_fail("hak_client_connect: %s (%s)", strerror(-r), refusal);
 	if (nclasses == 0)
-		fail("connected but no size classes");
+		tu_fail("connected but no size classes");
 }
 
 void connect_checked(const struct opts *o)
 {
 	connect_or_fail(o);
 	if (hak_client_is_connected(client) != 1)
-		fail("hak_client_connect succeeded but not connected");
+		tu_fail("hak_client_connect succeeded but not connected");
 }
 
 void *alloc_or_fail(size_t size, unsigned flags, int *how)
@@ -179,7 +150,7 @@ void *alloc_or_fail(size_t size, unsigned flags, int *how)
 	int r = hak_alloc(client, size, flags, &p);
 
 	if (r < 0 || !p)
-		fail("hak_alloc(%zu, %#x): %s", size, flags, r < 0 ? strerror(-r) : "NULL");
+		tu_fail("hak_alloc(%zu, %#x): %s", size, flags, r < 0 ? strerror(-r) : "NULL");
 	*how = r;
 	return p;
 }
@@ -189,7 +160,7 @@ void free_or_fail(void *p, size_t size)
 	int r = hak_free(client, p, size);
 
 	if (r < 0)
-		fail("hak_free(%p, %zu): %s", p, size, strerror(-r));
+		tu_fail("hak_free(%p, %zu): %s", p, size, strerror(-r));
 }
 
 /* Reads one command word from stdin; "" at end of input. */
@@ -208,10 +179,10 @@ void wait_word(const char *word)
 	char line[64];
 
 	if (!fgets(line, sizeof(line), stdin))
-		fail("stdin closed while waiting for '%s'", word);
+		tu_fail("stdin closed while waiting for '%s'", word);
 	line[strcspn(line, "\n")] = '\0';
 	if (strcmp(line, word) != 0)
-		fail("expected '%s' on stdin, got '%s'", word, line);
+		tu_fail("expected '%s' on stdin, got '%s'", word, line);
 }
 
 unsigned mode_flags(enum mode mode, unsigned i)

@@ -54,8 +54,8 @@ static void wait_connected(int want, unsigned char own)
 
 	while (hak_client_is_connected(client) != want) {
 		if (tu_now_ms() > deadline)
-			fail("hak_client_is_connected() did not become %d within %d ms", want,
-			     REACT_MS);
+			tu_fail("hak_client_is_connected() did not become %d within %d ms", want,
+				REACT_MS);
 		alloc_each_class(own);
 		tu_sleep_ms(POLL_STEP_MS);
 	}
@@ -71,8 +71,8 @@ static void wait_alloc_ready_grows(unsigned char own)
 		if (stats().alloc_ready > before)
 			return;
 		if (tu_now_ms() > deadline)
-			fail("no allocation came from the new daemon's ready ring within %d ms",
-			     REACT_MS);
+			tu_fail("no allocation came from the new daemon's ready ring within %d ms",
+				REACT_MS);
 		tu_sleep_ms(POLL_STEP_MS);
 	}
 }
@@ -91,7 +91,7 @@ int cmd_restart(const struct opts *o)
 	connect_checked(o);
 	n = hold_pages(h, o->pages, own);
 	print_stats("connected");
-	say("held pages=%u", n);
+	tu_say("held pages=%u", n);
 	wait_word("go");
 
 	/* The daemon is dead: allocations go on, whether or not the library
@@ -102,15 +102,15 @@ int cmd_restart(const struct opts *o)
 	alloc_each_class(own);
 	st = stats();
 	if (st.alloc_mmap + st.alloc_inline_zero <= before.alloc_mmap + before.alloc_inline_zero)
-		fail("disconnected, but allocations were not counted as fallbacks");
+		tu_fail("disconnected, but allocations were not counted as fallbacks");
 	check_held_byte(h, n, own);
 	print_stats("disconnected");
-	say("disconnected");
+	tu_say("disconnected");
 	wait_word("go");
 
 	wait_connected(1, own);
 	if (stats().reconnects != 1)
-		fail("reconnects is %llu, not 1", (unsigned long long)stats().reconnects);
+		tu_fail("reconnects is %llu, not 1", (unsigned long long)stats().reconnects);
 	wait_alloc_ready_grows(own);
 	check_held_byte(h, n, own);
 	/* Slots of the dead daemon's pool are freed like any other. */
@@ -118,7 +118,7 @@ int cmd_restart(const struct opts *o)
 		free_or_fail(h[i].p, h[i].size);
 	alloc_each_class(own);
 	print_stats("reconnected");
-	say("ok");
+	tu_say("ok");
 	hak_client_unref(client);
 	return 0;
 }

@@ -85,7 +85,7 @@ int cmd_stale(const struct opts *o)
 	connect_or_fail(o);
 	start = stats().alloc_ready;
 	deadline = tu_now_ms() + o->seconds * 1000ull;
-	say("ready tag=%#llx", (unsigned long long)tag);
+	tu_say("ready tag=%#llx", (unsigned long long)tag);
 	for (uint64_t i = 0; ready < o->count; i++) {
 		uint64_t before = ready;
 		unsigned flags = stale_step(o, &win[i % w], tag, &rng, &c);
@@ -96,13 +96,13 @@ int cmd_stale(const struct opts *o)
 		if (ready == before && !(flags & HAK_ALLOC_DIRTY_OK))
 			sleep_us(STALE_BACKOFF_US);
 		if (o->progress && ready >= next_progress) {
-			say("progress handoffs=%llu checked=%llu", (unsigned long long)ready,
-			    (unsigned long long)c.allocs);
+			tu_say("progress handoffs=%llu checked=%llu", (unsigned long long)ready,
+			       (unsigned long long)c.allocs);
 			next_progress += o->progress;
 		}
 		if (tu_now_ms() > deadline)
-			fail("only %llu of %llu handoffs in %u s", (unsigned long long)ready,
-			     (unsigned long long)o->count, o->seconds);
+			tu_fail("only %llu of %llu handoffs in %u s", (unsigned long long)ready,
+				(unsigned long long)o->count, o->seconds);
 	}
 	for (unsigned k = 0; k < w; k++)
 		if (win[k].p) {
@@ -110,10 +110,10 @@ int cmd_stale(const struct opts *o)
 			free_or_fail(win[k].p, win[k].size);
 		}
 	print_stats("end");
-	say("ok handoffs=%llu checked=%llu zeroed=%llu dirty=%llu bytes=%llu",
-	    (unsigned long long)ready, (unsigned long long)c.allocs,
-	    (unsigned long long)c.zeroed_checked, (unsigned long long)c.dirty_checked,
-	    (unsigned long long)c.bytes_checked);
+	tu_say("ok handoffs=%llu checked=%llu zeroed=%llu dirty=%llu bytes=%llu",
+	       (unsigned long long)ready, (unsigned long long)c.allocs,
+	       (unsigned long long)c.zeroed_checked, (unsigned long long)c.dirty_checked,
+	       (unsigned long long)c.bytes_checked);
 	hak_client_unref(client);
 	return 0;
 }
@@ -141,16 +141,16 @@ static void guard_round(uint64_t want, uint64_t tag, struct held *keep)
 		if (st.alloc_ready - st0.alloc_ready < want && (n & 63) == 0)
 			tu_sleep_ms(1);
 		if (tu_now_ms() > deadline)
-			fail("the daemon served %llu of %llu slots in %d ms",
-			     (unsigned long long)(st.alloc_ready - st0.alloc_ready),
-			     (unsigned long long)want, 2 * REACT_MS);
+			tu_fail("the daemon served %llu of %llu slots in %d ms",
+				(unsigned long long)(st.alloc_ready - st0.alloc_ready),
+				(unsigned long long)want, 2 * REACT_MS);
 	} while (st.alloc_ready - st0.alloc_ready < want);
 	for (unsigned i = 0; i < GUARD_HELD; i++)
 		check_held(&keep[i], "guard's held page");
-	say("ok round ready=%llu allocs=%llu mmap=%llu inline=%llu",
-	    (unsigned long long)(st.alloc_ready - st0.alloc_ready), (unsigned long long)n,
-	    (unsigned long long)(st.alloc_mmap - st0.alloc_mmap),
-	    (unsigned long long)(st.alloc_inline_zero - st0.alloc_inline_zero));
+	tu_say("ok round ready=%llu allocs=%llu mmap=%llu inline=%llu",
+	       (unsigned long long)(st.alloc_ready - st0.alloc_ready), (unsigned long long)n,
+	       (unsigned long long)(st.alloc_mmap - st0.alloc_mmap),
+	       (unsigned long long)(st.alloc_inline_zero - st0.alloc_inline_zero));
 }
 
 int cmd_guard(const struct opts *o)
@@ -169,7 +169,7 @@ int cmd_guard(const struct opts *o)
 		fill_random(keep[i].p, keep[i].size, tag, &rng);
 		keep[i].first = *(uint64_t *)keep[i].p;
 	}
-	say("ready");
+	tu_say("ready");
 	for (read_cmd(line, sizeof(line)); line[0]; read_cmd(line, sizeof(line))) {
 		if (strncmp(line, "round", 5) == 0)
 			guard_round(strtoull(line + 5, NULL, 10), tag, keep);
@@ -182,7 +182,7 @@ int cmd_guard(const struct opts *o)
 		check_held(&keep[i], "guard's held page");
 		free_or_fail(keep[i].p, keep[i].size);
 	}
-	say("ok");
+	tu_say("ok");
 	hak_client_unref(client);
 	return 0;
 }
@@ -207,8 +207,8 @@ int cmd_cycles(const struct opts *o)
 		free_or_fail(p, classes[0]);
 		hak_client_unref(client);
 	}
-	say("ok cycles=%llu connected=%llu", (unsigned long long)o->count,
-	    (unsigned long long)connected);
+	tu_say("ok cycles=%llu connected=%llu", (unsigned long long)o->count,
+	       (unsigned long long)connected);
 	return 0;
 }
 
@@ -223,7 +223,7 @@ static void make_idle(unsigned n, uint64_t tag, uint64_t *rng)
 	unsigned k;
 
 	if (!h)
-		fail("out of memory");
+		tu_fail("out of memory");
 	for (unsigned c = 0; c < nclasses; c++) {
 		uint64_t fallbacks = stats().alloc_mmap;
 
@@ -254,25 +254,25 @@ static void fresh_round(unsigned n, uint64_t tag)
 			free_or_fail(p, classes[c]);
 		}
 	st = stats();
-	say("ok fresh allocs=%u ready=%llu mmap=%llu", n * nclasses,
-	    (unsigned long long)(st.alloc_ready - st0.alloc_ready),
-	    (unsigned long long)(st.alloc_mmap - st0.alloc_mmap));
+	tu_say("ok fresh allocs=%u ready=%llu mmap=%llu", n * nclasses,
+	       (unsigned long long)(st.alloc_ready - st0.alloc_ready),
+	       (unsigned long long)(st.alloc_mmap - st0.alloc_mmap));
 }
 
 static void hold_command(const char *line, struct held *h, unsigned n, uint64_t tag, uint64_t *rng)
 {
 	if (strcmp(line, "check") == 0) {
 		check_held_all(h, n, tag, "held page");
-		say("ok check pages=%u", n);
+		tu_say("ok check pages=%u", n);
 	} else if (strncmp(line, "idle", 4) == 0) {
 		make_idle((unsigned)strtoul(line + 4, NULL, 10), tag, rng);
-		say("ok idle");
+		tu_say("ok idle");
 	} else if (strncmp(line, "fresh", 5) == 0) {
 		fresh_round((unsigned)strtoul(line + 5, NULL, 10), tag);
 	} else if (strcmp(line, "stats") == 0) {
 		print_stats("hold");
 	} else if (strcmp(line, "connected") == 0) {
-		say("connected %d", hak_client_is_connected(client));
+		tu_say("connected %d", hak_client_is_connected(client));
 	}
 }
 
@@ -284,19 +284,19 @@ int cmd_hold(const struct opts *o)
 	int r = open_client(o);
 	char line[64];
 
-	say("connect rc=%d connected=%d reason=\"%s\"", r, hak_client_is_connected(client),
-	    refusal);
+	tu_say("connect rc=%d connected=%d reason=\"%s\"", r, hak_client_is_connected(client),
+	       refusal);
 	if (nclasses == 0)
 		classes[nclasses++] = PAGE; /* not connected: any size works */
 	hold_n(h, n, tag, &rng);
-	say("held pages=%u", n);
+	tu_say("held pages=%u", n);
 	for (read_cmd(line, sizeof(line)); line[0] && strcmp(line, "exit");
 	     read_cmd(line, sizeof(line)))
 		hold_command(line, h, n, tag, &rng);
 	check_held_all(h, n, tag, "held page");
 	for (unsigned i = 0; i < n; i++)
 		free_or_fail(h[i].p, h[i].size);
-	say("ok");
+	tu_say("ok");
 	hak_client_unref(client);
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "hakclient.h"
+#include "testutil.h"
 
 #define PROG "hak-client"
 
@@ -71,10 +72,8 @@ extern size_t classes[MAX_CLASSES];
 extern unsigned nclasses;
 extern char refusal[REASON_MAX];
 
-/* ---- client-lib.c: output, the library ---- */
+/* ---- client-lib.c: the library (output: tu_say, tu_fail) ---- */
 
-__attribute__((format(printf, 1, 2))) void say(const char *fmt, ...);
-__attribute__((format(printf, 1, 2), noreturn)) void fail(const char *fmt, ...);
 /* Clock: tu_now_ms, tu_sleep_ms (testutil.h); finer: */
 void sleep_us(unsigned us);
 /* Spreads a small seed over all bits. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Command-line and clock helpers of the test programs the drivers start
+ * Command-line, output and clock helpers of the test programs the drivers start
  * (hak-client, hak-hostile).  A bad value is a usage error: said on
  * stderr as "PROG: OPTION: ..." and exit 2, before anything is connected,
  * so that a driver's typo cannot pass for a daemon failure.
@@ -20,6 +20,12 @@ unsigned tu_parse_uint(const char *prog, const char *opt, const char *s, unsigne
 		       unsigned max);
 /* A byte count: a number with an optional K, M or G (times 1024 each). */
 uint64_t tu_parse_size(const char *prog, const char *opt, const char *s);
+
+/* One fact a line on stdout, flushed at once, whole lines even from
+ * several threads. */
+__attribute__((format(printf, 1, 2))) void tu_say(const char *fmt, ...);
+/* "fail WHY" on stdout, then exit 1 (the driver reads the line). */
+__attribute__((format(printf, 1, 2), noreturn)) void tu_fail(const char *fmt, ...);
 
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t tu_now_ms(void);
