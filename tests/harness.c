@@ -238,7 +238,7 @@ struct h_proc *h_proc_start(const char *name, char *const argv[])
 	return spawn(name, argv, h_child_stderr);
 }
 
-static struct h_proc *start_va(const char *prog, const char *name, const char *cmd, va_list ap)
+struct h_proc *h_prog_va(const char *prog, const char *name, const char *cmd, va_list ap)
 {
 	char *argv[ARGS_MAX];
 	const char *a;
@@ -262,7 +262,7 @@ struct h_proc *h_client(const char *name, const char *cmd, ...)
 	va_list ap;
 
 	va_start(ap, cmd);
-	p = start_va(h_env.client, name, cmd, ap);
+	p = h_prog_va(h_env.client, name, cmd, ap);
 	va_end(ap);
 	return p;
 }
@@ -276,7 +276,7 @@ struct h_proc *h_client_as(uid_t uid, gid_t gid, const char *name, const char *c
 	spawn_as.uid = uid;
 	spawn_as.gid = gid;
 	va_start(ap, cmd);
-	p = start_va(h_env.client, name, cmd, ap);
+	p = h_prog_va(h_env.client, name, cmd, ap);
 	va_end(ap);
 	spawn_as.set = false;
 	return p;
@@ -288,7 +288,7 @@ struct h_proc *h_hostile(const char *name, const char *cmd, ...)
 	va_list ap;
 
 	va_start(ap, cmd);
-	p = start_va(h_env.hostile, name, cmd, ap);
+	p = h_prog_va(h_env.hostile, name, cmd, ap);
 	va_end(ap);
 	return p;
 }

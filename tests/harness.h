@@ -19,6 +19,7 @@
 #define HAK_TEST_HARNESS_H
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -110,6 +111,8 @@ struct h_proc *h_proc_start(const char *name, char *const argv[]);
 /* Starts hak-client or hak-hostile: prog COMMAND --socket S ARGS... NULL. */
 struct h_proc *h_client(const char *name, const char *cmd, ...) __attribute__((sentinel));
 struct h_proc *h_hostile(const char *name, const char *cmd, ...) __attribute__((sentinel));
+/* The same for any such program, with the arguments in ap. */
+struct h_proc *h_prog_va(const char *prog, const char *name, const char *cmd, va_list ap);
 /* h_client as another user (we must be root); it exits 126 at once when
  * it cannot switch, 127 when it cannot exec. */
 struct h_proc *h_client_as(uid_t uid, gid_t gid, const char *name, const char *cmd, ...)

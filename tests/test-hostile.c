@@ -35,6 +35,8 @@
 #define GUARD_ROUND "round 600"
 #define POOL_MAX (64u << 20)
 #define MAX_CLIENTS 24
+/* The longest an attack may run (the slow ones hold connections open). */
+#define ATTACK_MS 60000
 /* The daemon's descriptors may differ by this much from the baseline:
  * nothing (a connection being closed as we look is waited for). */
 #define FD_SLACK 0
@@ -71,23 +73,13 @@ static void guard_round(void)
 static void attack(char *ok, size_t size, const char *cmd, ...) __attribute__((sentinel));
 static void attack(char *ok, size_t size, const char *cmd, ...)
 {
-	char *argv[16];
-	const char *a;
 	struct h_proc *p;
 	va_list ap;
-	int n = 0;
 
-	argv[n++] = (char *)h_env.hostile;
-	argv[n++] = (char *)cmd;
-	argv[n++] = "--socket";
-	argv[n++] = h_env.sock;
 	va_start(ap, cmd);
-	while ((a = va_arg(ap, const char *)) && n < 15)
-		argv[n++] = (char *)a;
+	p = h_prog_va(h_env.hostile, cmd, cmd, ap);
 	va_end(ap);
-	argv[n] = NULL;
-	p = h_proc_start(cmd, argv);
-	h_proc_finish(p, 60000, "ok", ok, size);
+	h_proc_finish(p, ATTACK_MS, "ok", ok, size);
 	h_proc_release(p);
 }
 
