@@ -22,8 +22,8 @@
 #include "harness.h"
 
 #define ARGS_MAX 40
-/* The test programs h_init looks for: hak-worker, hak-hostile, hak-testclient. */
-#define SIBLINGS_MAX 3
+/* The test programs h_init looks for: hak-client, hak-hostile. */
+#define SIBLINGS_MAX 2
 
 void (*h_fail_hook)(const char *msg);
 int h_child_stderr = -1;
@@ -80,9 +80,8 @@ static const char *sibling(const char *env, const char *prog)
 /* Whether every program in need was found. */
 static bool have_programs(unsigned need)
 {
-	return h_env.hakzerod && (!(need & H_NEED_WORKER) || h_env.worker) &&
-	       (!(need & H_NEED_HOSTILE) || h_env.hostile) &&
-	       (!(need & H_NEED_TESTCLIENT) || h_env.testclient);
+	return h_env.hakzerod && (!(need & H_NEED_CLIENT) || h_env.client) &&
+	       (!(need & H_NEED_HOSTILE) || h_env.hostile);
 }
 
 int h_init_need(const char *name, const char *argv0, unsigned need)
@@ -91,15 +90,13 @@ int h_init_need(const char *name, const char *argv0, unsigned need)
 
 	h_env.hakzerod = exe_env("HAKZEROD");
 	h_env.hakctl = exe_env("HAKCTL");
-	h_env.worker = sibling("HAK_WORKER", "hak-worker");
+	h_env.client = sibling("HAK_CLIENT", "hak-client");
 	h_env.hostile = sibling("HAK_HOSTILE", "hak-hostile");
-	h_env.testclient = sibling("HAK_TESTCLIENT", "hak-testclient");
 	if (!have_programs(need)) {
-		printf("SKIP: %s: $HAKZEROD and the test programs%s%s%s must be built (run "
+		printf("SKIP: %s: $HAKZEROD and the test programs%s%s must be built (run "
 		       "through `make check`)\n",
-		       argv0, need & H_NEED_WORKER ? " hak-worker" : "",
-		       need & H_NEED_HOSTILE ? " hak-hostile" : "",
-		       need & H_NEED_TESTCLIENT ? " hak-testclient" : "");
+		       argv0, need & H_NEED_CLIENT ? " hak-client" : "",
+		       need & H_NEED_HOSTILE ? " hak-hostile" : "");
 		return H_EXIT_SKIP;
 	}
 	if ((size_t)snprintf(h_env.dir, sizeof(h_env.dir), "%s/hak-%s-XXXXXX", tmp, name) >=
@@ -122,7 +119,7 @@ int h_init_need(const char *name, const char *argv0, unsigned need)
 
 int h_init(const char *name, const char *argv0)
 {
-	return h_init_need(name, argv0, H_NEED_WORKER | H_NEED_HOSTILE);
+	return h_init_need(name, argv0, H_NEED_CLIENT | H_NEED_HOSTILE);
 }
 
 static void remove_dir(const char *dir)
@@ -188,7 +185,7 @@ static struct h_proc *proc_new(const char *name)
 	h_fail("more than %d processes", H_MAX_PROCS);
 }
 
-/* Set by h_worker_as for the next spawn only. */
+/* Set by h_client_as for the next spawn only. */
 static struct {
 	bool set;
 	uid_t uid;
@@ -241,7 +238,7 @@ struct h_proc *h_proc_start(const char *name, char *const argv[])
 	return spawn(name, argv, h_child_stderr);
 }
 
-static struct h_proc *start_va(const char *prog, const char *name, const char *cmd, va_list ap)
+struct h_proc *h_prog_va(const char *prog, const char *name, const char *cmd, va_list ap)
 {
 	char *argv[ARGS_MAX];
 	const char *a;
@@ -259,18 +256,18 @@ static struct h_proc *start_va(const char *prog, const char *name, const char *c
 	return h_proc_start(name, argv);
 }
 
-struct h_proc *h_worker(const char *name, const char *cmd, ...)
+struct h_proc *h_client(const char *name, const char *cmd, ...)
 {
 	struct h_proc *p;
 	va_list ap;
 
 	va_start(ap, cmd);
-	p = start_va(h_env.worker, name, cmd, ap);
+	p = h_prog_va(h_env.client, name, cmd, ap);
 	va_end(ap);
 	return p;
 }
 
-struct h_proc *h_worker_as(uid_t uid, gid_t gid, const char *name, const char *cmd, ...)
+struct h_proc *h_client_as(uid_t uid, gid_t gid, const char *name, const char *cmd, ...)
 {
 	struct h_proc *p;
 	va_list ap;
@@ -279,7 +276,7 @@ struct h_proc *h_worker_as(uid_t uid, gid_t gid, const char *name, const char *c
 	spawn_as.uid = uid;
 	spawn_as.gid = gid;
 	va_start(ap, cmd);
-	p = start_va(h_env.worker, name, cmd, ap);
+	p = h_prog_va(h_env.client, name, cmd, ap);
 	va_end(ap);
 	spawn_as.set = false;
 	return p;
@@ -291,18 +288,7 @@ struct h_proc *h_hostile(const char *name, const char *cmd, ...)
 	va_list ap;
 
 	va_start(ap, cmd);
-	p = start_va(h_env.hostile, name, cmd, ap);
-	va_end(ap);
-	return p;
-}
-
-struct h_proc *h_testclient(const char *name, const char *cmd, ...)
-{
-	struct h_proc *p;
-	va_list ap;
-
-	va_start(ap, cmd);
-	p = start_va(h_env.testclient, name, cmd, ap);
+	p = h_prog_va(h_env.hostile, name, cmd, ap);
 	va_end(ap);
 	return p;
 }
@@ -663,13 +649,4 @@ void h_log_wait(const char *needle, unsigned n, unsigned timeout_ms)
 			h_fail("the daemon logged '%s' %u times, expected %u", needle, got, n);
 		tu_sleep_ms(H_POLL_MS);
 	}
-}
-
-int h_group_teardown(void **state)
-{
-	int r = h_daemon_finish();
-
-	(void)state;
-	h_cleanup();
-	return r;
 }

@@ -19,6 +19,7 @@
 #define HAK_TEST_HARNESS_H
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,16 +46,9 @@
 
 /* ---- failing ---- */
 
-/* Installed by a cmocka test so that h_fail ends the current test only. */
+/* Installed by a cmocka test (h_test_setup) so that h_fail ends the
+ * current test only. */
 extern void (*h_fail_hook)(const char *msg);
-#ifdef cmocka_unit_test
-/* The hook every cmocka test installs: fail_msg, the current test fails.
- * Here, not in harness.c: hak-soak uses the harness without cmocka. */
-static inline void h_fail_cmocka(const char *msg)
-{
-	fail_msg("%s", msg);
-}
-#endif
 __attribute__((format(printf, 1, 2), noreturn)) void h_fail(const char *fmt, ...);
 #define h_check(cond, ...)                                                                         \
 	do {                                                                                       \
@@ -67,7 +61,7 @@ __attribute__((format(printf, 1, 2), noreturn)) void h_fail(const char *fmt, ...
 /* ---- environment ---- */
 
 struct h_env {
-	const char *hakzerod, *hakctl, *worker, *hostile, *testclient;
+	const char *hakzerod, *hakctl, *client, *hostile;
 	char dir[80]; /* short: dir/s.sock must fit a sun_path */
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char conf[PATH_MAX];
@@ -77,17 +71,16 @@ extern struct h_env h_env;
 
 /* The client programs a test drives, besides hakzerod. */
 enum {
-	H_NEED_WORKER = 1u << 0,
+	H_NEED_CLIENT = 1u << 0,
 	H_NEED_HOSTILE = 1u << 1,
-	H_NEED_TESTCLIENT = 1u << 2,
 };
 
-/* Reads $HAKZEROD, $HAKCTL and the test programs next to this one ($HAK_WORKER,
- * $HAK_HOSTILE, $HAK_TESTCLIENT name others); makes the temporary
+/* Reads $HAKZEROD, $HAKCTL and the test programs next to this one
+ * ($HAK_CLIENT, $HAK_HOSTILE name others); makes the temporary
  * directory.  Returns 0, or 77 with the reason printed when hakzerod or a
  * program in need is not there (not run through `make check`). */
 int h_init_need(const char *name, const char *argv0, unsigned need);
-/* h_init_need for hak-worker and hak-hostile. */
+/* h_init_need for hak-client and hak-hostile. */
 int h_init(const char *name, const char *argv0);
 /* Kills every process, removes the directory. */
 void h_cleanup(void);
@@ -115,14 +108,14 @@ struct h_proc {
 extern int h_child_stderr;
 /* Starts argv[0] with stdin/stdout piped (stderr: h_child_stderr). */
 struct h_proc *h_proc_start(const char *name, char *const argv[]);
-/* Starts the worker, hostile or testclient program:
- * prog COMMAND --socket S ARGS... NULL. */
-struct h_proc *h_worker(const char *name, const char *cmd, ...) __attribute__((sentinel));
+/* Starts hak-client or hak-hostile: prog COMMAND --socket S ARGS... NULL. */
+struct h_proc *h_client(const char *name, const char *cmd, ...) __attribute__((sentinel));
 struct h_proc *h_hostile(const char *name, const char *cmd, ...) __attribute__((sentinel));
-struct h_proc *h_testclient(const char *name, const char *cmd, ...) __attribute__((sentinel));
-/* h_worker as another user (we must be root); it exits 126 at once when
+/* The same for any such program, with the arguments in ap. */
+struct h_proc *h_prog_va(const char *prog, const char *name, const char *cmd, va_list ap);
+/* h_client as another user (we must be root); it exits 126 at once when
  * it cannot switch, 127 when it cannot exec. */
-struct h_proc *h_worker_as(uid_t uid, gid_t gid, const char *name, const char *cmd, ...)
+struct h_proc *h_client_as(uid_t uid, gid_t gid, const char *name, const char *cmd, ...)
 	__attribute__((sentinel));
 /* Next line of output: 1, 0 at end of output, -ETIMEDOUT. */
 int h_proc_line(struct h_proc *p, char *line, size_t size, uint64_t deadline_ms);
@@ -164,9 +157,6 @@ void h_daemon_stop(void);
  * -1 (said on stderr) when the daemon had died, did not exit in time or
  * exited non-zero (in a sanitizer build: LeakSanitizer found leaks). */
 int h_daemon_finish(void);
-/* A cmocka group teardown for a test that started one daemon: stops it
- * (h_daemon_finish) and removes the temporary directory (h_cleanup). */
-int h_group_teardown(void **state);
 pid_t h_daemon_pid(void);
 
 /* Copies the daemon log written since the last flush to stderr. */
@@ -177,6 +167,22 @@ void h_log_skip(void);
 unsigned h_log_count(const char *needle);
 /* Waits up to timeout_ms until the log has at least n occurrences. */
 void h_log_wait(const char *needle, unsigned n, unsigned timeout_ms);
+
+/* ---- cmocka (harness-cmocka.c) ---- */
+
+/* Per test: h_fail ends the current test only (the hook), and after it
+ * the daemon log so far goes to stderr. */
+int h_test_setup(void **state);
+int h_test_teardown(void **state);
+/* Per group: starts hakzerod on the config h_write_conf wrote; at the end
+ * releases every process, stops the daemon (h_daemon_finish) and removes
+ * the temporary directory (h_cleanup). */
+int h_group_setup(void **state);
+int h_group_teardown(void **state);
+/* cmocka_run_group_tests, then h_cleanup; the exit status of the test. */
+#define h_run_tests(tests, group_setup, group_teardown)                                            \
+	h_run_finish(cmocka_run_group_tests(tests, group_setup, group_teardown))
+int h_run_finish(int failed);
 
 /* ---- admin ---- */
 

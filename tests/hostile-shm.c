@@ -25,7 +25,7 @@ static unsigned push_bad(struct session *s, unsigned cls, const hak_desc_t *d, u
 			 const char *what)
 {
 	push_returns(s, cls, d, n);
-	say("pushed %s n=%u", what, n);
+	tu_say("pushed %s n=%u", what, n);
 	return n;
 }
 
@@ -46,15 +46,15 @@ int cmd_descs(const struct opts *o)
 	char line[64];
 
 	if (!session_open(&s, 0))
-		fail("refused");
+		tu_fail("refused");
 	nslots = s.hdr.cls[0].nslots;
 	nslots1 = s.hdr.nclasses > 1 ? s.hdr.cls[1].nslots : 0;
 	/* Only a few: draining the ring below its low watermark would make the
 	 * daemon queue more, in the end the slot used as never queued. */
 	n = take_ready(&s, 0, got, DESCS_TAKE, REACT_MS);
 	if (n < 3 || n >= nslots || nslots > TAKE_MAX)
-		fail("need 3 or more queued slots of class 0 and some not queued (got %u of %u)", n,
-		     nslots);
+		tu_fail("need 3 or more queued slots of class 0 and some not queued (got %u of %u)",
+			n, nslots);
 	for (unsigned i = 0; i < n; i++) {
 		times[hak_desc_slot(got[i])]++;
 		fill_pattern(&s, 0, hak_desc_slot(got[i]));
@@ -80,31 +80,31 @@ int cmd_descs(const struct opts *o)
 	d[1] = a;
 	push_returns(&s, 0, d, 2);
 	offences++;
-	say("pushed double-return n=1");
+	tu_say("pushed double-return n=1");
 	if (nslots1 && nslots1 < nslots) {
 		/* Valid in class 0, out of range in class 1. */
 		d[0] = hak_desc_make(nslots1 + (nslots - nslots1) / 2, hak_desc_gen(a));
 		offences += push_bad(&s, 1, d, 1, "cross-class");
 	}
 	doorbell(&s);
-	say("pushed offences=%u", offences);
+	tu_say("pushed offences=%u", offences);
 	/* The driver checks the counters, then says check. */
 	if (!fgets(line, sizeof(line), stdin))
-		fail("stdin closed");
+		tu_fail("stdin closed");
 	/* The slot returned in the double return, long ago re-queued: its
 	 * old descriptor is stale now. */
 	push_returns(&s, 0, &a, 1);
 	doorbell(&s);
-	say("pushed stale-after-requeue n=1");
+	tu_say("pushed stale-after-requeue n=1");
 	if (cut_off(&s, QUIET_MS))
-		fail("cut off for %u offences", offences + 1);
+		tu_fail("cut off for %u offences", offences + 1);
 	more = take_ready(&s, 0, got, TAKE_MAX, REACT_MS);
 	for (unsigned i = 0; i < more; i++)
 		times[hak_desc_slot(got[i])]++;
 	for (uint32_t k = 0; k < nslots; k++)
 		if (times[k] > (k == hak_desc_slot(a) ? 2 : 1))
-			fail("slot %u queued %u times", k, times[k]);
-	say("ok offences=%u requeued=%u", offences + 1, more);
+			tu_fail("slot %u queued %u times", k, times[k]);
+	tu_say("ok offences=%u requeued=%u", offences + 1, more);
 	session_close(&s);
 	return 0;
 }
@@ -119,7 +119,7 @@ int cmd_offence_flood(const struct opts *o)
 	bool cut = false;
 
 	if (!session_open(&s, 0))
-		fail("refused");
+		tu_fail("refused");
 	ring_of(&s, 0, 1, &r);
 	while (!cut && tu_now_ms() < deadline) {
 		hak_desc_t d = hak_desc_make(s.hdr.cls[0].nslots + (uint32_t)(rnd() % 1000),
@@ -133,7 +133,7 @@ int cmd_offence_flood(const struct opts *o)
 	}
 	if (!cut)
 		cut = cut_off(&s, REACT_MS);
-	say("ok pushed=%u cut_off=%d", pushed, cut);
+	tu_say("ok pushed=%u cut_off=%d", pushed, cut);
 	session_close(&s);
 	return cut ? 0 : 1;
 }
@@ -227,16 +227,16 @@ int cmd_ring(const struct opts *o)
 		bool cut;
 
 		if (!session_open(&s, 0))
-			fail("refused");
+			tu_fail("refused");
 		cases[i].fn(&s);
 		doorbell(&s);
 		cut = cut_off(&s, cases[i].cut ? REACT_MS : QUIET_MS);
-		say("case %s cut_off=%d", cases[i].name, cut);
+		tu_say("case %s cut_off=%d", cases[i].name, cut);
 		if (cut != cases[i].cut)
 			bad++;
 		session_close(&s);
 	}
-	say("ok cases=%zu unexpected=%u", sizeof(cases) / sizeof(cases[0]), bad);
+	tu_say("ok cases=%zu unexpected=%u", sizeof(cases) / sizeof(cases[0]), bad);
 	return bad ? 1 : 0;
 }
 
@@ -248,16 +248,16 @@ int cmd_hoard(const struct opts *o)
 	unsigned held = 0;
 
 	if (!session_open(&s, 0))
-		fail("refused");
+		tu_fail("refused");
 	while (tu_now_ms() < end) {
 		for (unsigned c = 0; c < s.hdr.nclasses; c++)
 			held += take_ready(&s, c, NULL, TAKE_MAX, 0);
 		doorbell(&s);
 		tu_sleep_ms(1);
 		if (cut_off(&s, 0))
-			fail("cut off for hoarding");
+			tu_fail("cut off for hoarding");
 	}
-	say("ok held=%u", held);
+	tu_say("ok held=%u", held);
 	session_close(&s);
 	return 0;
 }
@@ -269,14 +269,14 @@ int cmd_bell_flood(const struct opts *o)
 	bool cut = false;
 
 	if (!session_open(&s, 0))
-		fail("refused");
+		tu_fail("refused");
 	while (!cut && tu_now_ms() < end) {
 		for (int i = 0; i < 1000; i++)
 			if (write(s.bell_fd, &one, sizeof(one)) == sizeof(one))
 				writes++;
 		cut = cut_off(&s, 0);
 	}
-	say("ok writes=%llu cut_off=%d", (unsigned long long)writes, cut);
+	tu_say("ok writes=%llu cut_off=%d", (unsigned long long)writes, cut);
 	session_close(&s);
 	return 0;
 }
@@ -291,14 +291,14 @@ int cmd_seals(const struct opts *o)
 	unsigned bad = 0, n;
 
 	if (!session_open(&s, 0))
-		fail("refused");
+		tu_fail("refused");
 	bad += ftruncate(s.pool_fd, 0) == 0;
 	bad += ftruncate(s.pool_fd, (off_t)s.w.pool_size / 2) == 0;
 	bad += ftruncate(s.pool_fd, (off_t)s.w.pool_size * 2) == 0;
 	bad += ftruncate(s.ctrl_fd, 0) == 0;
 	bad += fcntl(s.pool_fd, F_ADD_SEALS, F_SEAL_WRITE) == 0;
 	bad += fcntl(s.ctrl_fd, F_ADD_SEALS, F_SEAL_WRITE) == 0;
-	say("case resize-and-seal unexpected_successes=%u", bad);
+	tu_say("case resize-and-seal unexpected_successes=%u", bad);
 	/* Return everything while punching the whole pool again and again. */
 	for (int round = 0; round < 20; round++) {
 		n = take_ready(&s, 0, got, TAKE_MAX, REACT_MS);
@@ -311,8 +311,8 @@ int cmd_seals(const struct opts *o)
 			  (off_t)s.w.pool_size);
 	}
 	if (cut_off(&s, QUIET_MS))
-		fail("cut off for punching holes in its own pool");
-	say("ok unexpected=%u", bad);
+		tu_fail("cut off for punching holes in its own pool");
+	tu_say("ok unexpected=%u", bad);
 	session_close(&s);
 	return bad ? 1 : 0;
 }

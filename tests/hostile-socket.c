@@ -36,7 +36,7 @@ int cmd_garbage(const struct opts *o)
 
 		fill_garbage(buf, len);
 		if (send_fds(fd, buf, len, NULL, 0) < 0)
-			fail("send: %s", strerror(errno));
+			tu_fail("send: %s", strerror(errno));
 		read_answer(fd, REACT_MS, &a);
 		close_answer_fds(&a);
 		close(fd);
@@ -45,7 +45,7 @@ int cmd_garbage(const struct opts *o)
 		else
 			other++;
 	}
-	say("ok sent=%u closed=%u other=%u", o->count, closed, other);
+	tu_say("ok sent=%u closed=%u other=%u", o->count, closed, other);
 	return other ? 1 : 0;
 }
 
@@ -157,7 +157,7 @@ static unsigned oversize(unsigned *bad)
 	struct hak_msg_hello m;
 
 	if (!buf)
-		fail("out of memory");
+		tu_fail("out of memory");
 	hello_init(&m, 0);
 	memcpy(buf, &m, sizeof(m));
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -200,7 +200,7 @@ int cmd_malformed(const struct opts *o)
 	n += crafted_admin("admin-pid-negative", HAK_ADMIN_TRIM, 0, -5, &bad);
 	/* Not an offence: a peer may go before saying anything. */
 	one_shot("empty", "", 0, NULL, 0);
-	say("ok cases=%u unexpected=%u", n, bad);
+	tu_say("ok cases=%u unexpected=%u", n, bad);
 	return bad ? 1 : 0;
 }
 
@@ -228,13 +228,14 @@ int cmd_sizes(const struct opts *o)
 			bad++;
 			continue;
 		}
-		say("case pool-%llu outcome=welcome pool_size=%llu classes=%u",
-		    (unsigned long long)tiny[i], (unsigned long long)s.w.pool_size, s.hdr.nclasses);
+		tu_say("case pool-%llu outcome=welcome pool_size=%llu classes=%u",
+		       (unsigned long long)tiny[i], (unsigned long long)s.w.pool_size,
+		       s.hdr.nclasses);
 		for (unsigned c = 0; c < s.hdr.nclasses; c++)
 			take_ready(&s, c, NULL, TAKE_MAX, REACT_MS);
 		session_close(&s);
 	}
-	say("ok cases=%zu unexpected=%u", sizeof(big) / sizeof(big[0]) + 3, bad);
+	tu_say("ok cases=%zu unexpected=%u", sizeof(big) / sizeof(big[0]) + 3, bad);
 	return bad ? 1 : 0;
 }
 
@@ -253,7 +254,7 @@ static int make_fds(int *fds, int n)
 			break;
 		case 2:
 			if (pipe2(pipefd, O_CLOEXEC) < 0)
-				fail("pipe: %s", strerror(errno));
+				tu_fail("pipe: %s", strerror(errno));
 			fds[k++] = pipefd[0];
 			close(pipefd[1]);
 			break;
@@ -265,14 +266,14 @@ static int make_fds(int *fds, int n)
 			 * the kind the kernel's unix garbage collector has
 			 * to untangle. */
 			if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) < 0)
-				fail("socketpair: %s", strerror(errno));
+				tu_fail("socketpair: %s", strerror(errno));
 			send_fds(sp[0], "x", 1, &sp[1], 1);
 			close(sp[1]);
 			fds[k++] = sp[0];
 			break;
 		}
 		if (fds[k - 1] < 0)
-			fail("making descriptors: %s", strerror(errno));
+			tu_fail("making descriptors: %s", strerror(errno));
 	}
 	return k;
 }
@@ -309,7 +310,7 @@ int cmd_fds(const struct opts *o)
 	if (one_shot("admin-with-2-fds", &a, sizeof(a), fds, 2) != OUT_CLOSED)
 		bad++;
 	close_fds(fds, 2);
-	say("ok cases=%u unexpected=%u", n + 1, bad);
+	tu_say("ok cases=%u unexpected=%u", n + 1, bad);
 	return bad ? 1 : 0;
 }
 
@@ -326,19 +327,19 @@ int cmd_after_welcome(const struct opts *o)
 		bool cut;
 
 		if (!session_open(&s, 0))
-			fail("refused");
+			tu_fail("refused");
 		hello_init(&m, 0);
 		make_fds(fds, nfds[i]);
 		/* The last case: one garbage byte rather than a HELLO. */
 		if (send_fds(s.sock, &m, i == 2 ? 1 : sizeof(m), fds, nfds[i]) < 0)
-			fail("send: %s", strerror(errno));
+			tu_fail("send: %s", strerror(errno));
 		close_fds(fds, nfds[i]);
 		cut = cut_off(&s, REACT_MS);
-		say("case after-welcome-%zu fds=%d cut_off=%d", i, nfds[i], cut);
+		tu_say("case after-welcome-%zu fds=%d cut_off=%d", i, nfds[i], cut);
 		bad += !cut;
 		session_close(&s);
 	}
-	say("ok cases=3 unexpected=%u", bad);
+	tu_say("ok cases=3 unexpected=%u", bad);
 	return bad ? 1 : 0;
 }
 
@@ -362,7 +363,7 @@ int cmd_silent(const struct opts *o)
 			fds[i] = -1;
 		}
 	}
-	say("opened=%u closed_early=%u", n, early);
+	tu_say("opened=%u closed_early=%u", n, early);
 	deadline = tu_now_ms() + 2 * REACT_MS;
 	for (unsigned i = 0; i < n; i++) {
 		struct pollfd pfd = {.fd = fds[i], .events = POLLIN | POLLRDHUP};
@@ -374,7 +375,7 @@ int cmd_silent(const struct opts *o)
 			later++;
 		close(fds[i]);
 	}
-	say("ok opened=%u closed_early=%u timed_out=%u", n, early, later);
+	tu_say("ok opened=%u closed_early=%u timed_out=%u", n, early, later);
 	return early + later == n ? 0 : 1;
 }
 
@@ -399,11 +400,11 @@ int cmd_cycles(const struct opts *o)
 			continue;
 		}
 		if (!session_open(&s, 0))
-			fail("cycle %u refused", i);
+			tu_fail("cycle %u refused", i);
 		taken += take_ready(&s, 0, NULL, 1, REACT_MS);
 		session_close(&s);
 	}
-	say("ok cycles=%u taken=%u", o->count, taken);
+	tu_say("ok cycles=%u taken=%u", o->count, taken);
 	return 0;
 }
 
@@ -417,7 +418,7 @@ int cmd_sessions(const struct opts *o)
 	for (unsigned i = 0; i < n; i++)
 		if (session_open(&s[ok], o->max))
 			ok++;
-	say("ok welcomed=%u refused=%u", ok, n - ok);
+	tu_say("ok welcomed=%u refused=%u", ok, n - ok);
 	while (fgets(line, sizeof(line), stdin))
 		;
 	for (unsigned i = 0; i < ok; i++)

@@ -38,32 +38,6 @@
 
 #define PROG "hak-hostile"
 
-/* ---------------------------------------------------------------- output */
-
-void say(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("fail ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-	exit(1);
-}
-
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 uint64_t rnd(void)
@@ -86,10 +60,10 @@ int open_conn(void)
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
-		fail("socket: %s", strerror(errno));
+		tu_fail("socket: %s", strerror(errno));
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		fail("connect %s: %s", sock_path, strerror(errno));
+		tu_fail("connect %s: %s", sock_path, strerror(errno));
 	return fd;
 }
 
@@ -103,7 +77,7 @@ int send_fds(int fd, const void *buf, size_t len, const int *fds, int nfds)
 	ssize_t n;
 
 	if (!cbuf)
-		fail("out of memory");
+		tu_fail("out of memory");
 	if (nfds > 0) {
 		struct cmsghdr *cm;
 
@@ -170,14 +144,14 @@ enum outcome one_shot(const char *name, const void *buf, size_t len, const int *
 	int fd = open_conn(), r = send_fds(fd, buf, len, fds, nfds);
 
 	if (r < 0)
-		fail("%s: send: %s", name, strerror(-r));
+		tu_fail("%s: send: %s", name, strerror(-r));
 	read_answer(fd, REACT_MS, &a);
 	close_answer_fds(&a);
 	close(fd);
 	if (a.out == OUT_REFUSED)
-		say("case %s outcome=refused error=%d reason=\"%s\"", name, a.error, a.reason);
+		tu_say("case %s outcome=refused error=%d reason=\"%s\"", name, a.error, a.reason);
 	else
-		say("case %s outcome=%s", name, outcome_names[a.out]);
+		tu_say("case %s outcome=%s", name, outcome_names[a.out]);
 	return a.out;
 }
 
@@ -195,10 +169,10 @@ static void session_map(struct session *s)
 	s->ctrl = mmap(NULL, s->w.ctrl_size, PROT_READ | PROT_WRITE, MAP_SHARED, s->ctrl_fd, 0);
 	s->pool = mmap(NULL, s->w.pool_size, PROT_READ | PROT_WRITE, MAP_SHARED, s->pool_fd, 0);
 	if (s->ctrl == MAP_FAILED || s->pool == MAP_FAILED)
-		fail("mmap: %s", strerror(errno));
+		tu_fail("mmap: %s", strerror(errno));
 	memcpy(&s->hdr, s->ctrl, sizeof(s->hdr));
 	if (hak_layout_validate(&s->hdr, s->w.ctrl_size, s->w.pool_size) < 0)
-		fail("the daemon's control segment does not validate");
+		tu_fail("the daemon's control segment does not validate");
 }
 
 /* HELLO, WELCOME, mapped.  Returns false when refused (reason printed). */
@@ -211,15 +185,15 @@ bool session_open(struct session *s, uint64_t pool_bytes)
 	s->sock = open_conn();
 	hello_init(&m, pool_bytes);
 	if (hak_sock_send(s->sock, &m, sizeof(m), NULL, 0) < 0)
-		fail("send HELLO: %s", strerror(errno));
+		tu_fail("send HELLO: %s", strerror(errno));
 	read_answer(s->sock, REACT_MS, &a);
 	if (a.out == OUT_REFUSED) {
-		say("refused error=%d reason=\"%s\"", a.error, a.reason);
+		tu_say("refused error=%d reason=\"%s\"", a.error, a.reason);
 		close(s->sock);
 		return false;
 	}
 	if (a.out != OUT_WELCOME || a.nfds != HAK_WELCOME_NFDS)
-		fail("no WELCOME (%s, %d fds)", outcome_names[a.out], a.nfds);
+		tu_fail("no WELCOME (%s, %d fds)", outcome_names[a.out], a.nfds);
 	s->w = a.w;
 	s->pool_fd = a.fds[0];
 	s->ctrl_fd = a.fds[1];
@@ -254,7 +228,7 @@ void doorbell(struct session *s)
 	if (hak_xchg_acq_rel(&sync->want_doorbell, 0) != 1)
 		return;
 	if (write(s->bell_fd, &one, sizeof(one)) != sizeof(one))
-		fail("doorbell: %s", strerror(errno));
+		tu_fail("doorbell: %s", strerror(errno));
 }
 
 /* Whether the daemon closed our session within timeout_ms. */
@@ -302,10 +276,10 @@ unsigned take_ready(struct session *s, unsigned cls, hak_desc_t *out, unsigned m
 		uint32_t slot = hak_desc_slot(d);
 
 		if (slot >= s->hdr.cls[cls].nslots)
-			fail("the daemon queued slot %u of class %u (%u slots)", slot, cls,
-			     s->hdr.cls[cls].nslots);
+			tu_fail("the daemon queued slot %u of class %u (%u slots)", slot, cls,
+				s->hdr.cls[cls].nslots);
 		if (!all_zero(slot_addr(s, cls, slot), s->hdr.cls[cls].slot_size))
-			fail("class %u slot %u came from the ready ring not zeroed", cls, slot);
+			tu_fail("class %u slot %u came from the ready ring not zeroed", cls, slot);
 		if (out)
 			out[n] = d;
 		n++;
@@ -319,7 +293,7 @@ void push_returns(struct session *s, unsigned cls, const hak_desc_t *d, uint32_t
 
 	ring_of(s, cls, 1, &r);
 	if (!hak_ring_push_mp(&r, d, n))
-		fail("return ring of class %u full", cls);
+		tu_fail("return ring of class %u full", cls);
 }
 
 /* ------------------------------------------------------------- options */

@@ -52,10 +52,8 @@ struct session {
 	struct hak_ctrl_hdr hdr; /* validated private copy */
 };
 
-/* ---- hostile.c: output, sockets, sessions ---- */
+/* ---- hostile.c: sockets, sessions (output: tu_say, tu_fail) ---- */
 
-__attribute__((format(printf, 1, 2))) void say(const char *fmt, ...);
-__attribute__((format(printf, 1, 2), noreturn)) void fail(const char *fmt, ...);
 uint64_t rnd(void);
 
 extern const char *sock_path;

@@ -3,7 +3,7 @@
  * hak-soak (`make soak SOAK_SECONDS=N`): a real hakzerod under a mixed
  * multi-client load for N seconds, with kills and restarts:
  *
- *   stale workers    scan every page for stale bytes (hak-worker stale),
+ *   stale workers    scan every page for stale bytes (hak-client stale),
  *                    each SIGKILLed after a few seconds and replaced
  *   a holder         threads stamping every page they hold, through daemon
  *                    deaths; replaced now and then by a clean exit
@@ -304,7 +304,7 @@ static void stale_start(int i)
 
 	snprintf(seed, sizeof(seed), "%llu", (unsigned long long)rnd(0) >> 1);
 	S.stale[i] =
-		h_worker("stale", "stale", "--count", BIG, "--seconds", BIG_SECONDS, "--mode",
+		h_client("stale", "stale", "--count", BIG, "--seconds", BIG_SECONDS, "--mode",
 			 rnd(2) ? "mixed" : "zero", "--seed", seed, "--progress", "20000", NULL);
 	S.stale[i]->quiet = true;
 	S.stale_end[i] = S.now_ms + STALE_LIFE_MS + rnd(STALE_LIFE_SPREAD_MS);
@@ -338,7 +338,7 @@ static void stale_tick(int i)
 
 static void holder_start(void)
 {
-	S.holder = h_worker("holder", "holder", "--threads", "2", "--window", "16", NULL);
+	S.holder = h_client("holder", "holder", "--threads", "2", "--window", "16", NULL);
 	S.holder->quiet = true;
 	S.holder_end = S.now_ms + HOLDER_LIFE_MS;
 	S.holder_epoch = S.restart_epoch;
@@ -377,7 +377,7 @@ static void fork_tick(void)
 	if (!S.forker) {
 		if (S.now_ms < S.next_fork)
 			return;
-		S.forker = h_worker("fork", "fork", "--rounds", "2", NULL);
+		S.forker = h_client("fork", "fork", "--rounds", "2", NULL);
 		S.forker->quiet = true;
 		S.fork_epoch = S.restart_epoch;
 		S.fork_start = S.now_ms;

@@ -22,7 +22,8 @@
 #include <cmocka.h>
 
 #include "hakclient.h"
-#include "hakd-spawn.h"
+#include "test-client.h"
+#include "harness.h"
 
 #define KiB 1024ull
 #define MiB (1024ull * KiB)
@@ -31,32 +32,10 @@
 #define ITERS 20000
 #define HOLD 6
 
+/* Whether the harness found hakzerod ($HAKZEROD, set by make check). */
+static bool have_daemon;
+
 static const size_t sizes[] = {4 * KiB, 64 * KiB, 2 * MiB, 2 * MiB + 4 * KiB};
-
-static void nap_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-static bool all_zero(const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
-static struct hak_client_stats stats(struct hak_client *c)
-{
-	struct hak_client_stats st;
-
-	assert_int_equal(hak_client_get_stats(c, &st, sizeof(st)), 0);
-	return st;
-}
 
 static struct hak_client *client(int mode, const char *sock)
 {
@@ -75,7 +54,7 @@ static bool wait_local(struct hak_client *c, uint64_t want)
 	for (unsigned t = 0; t < WAIT_MS; t += 10) {
 		if (stats(c).local == want && stats(c).connected == !want)
 			return true;
-		nap_ms(10);
+		sleep_ms(10);
 	}
 	return false;
 }
@@ -313,22 +292,21 @@ static void test_local_fork(void **state)
 
 static void test_auto_switch(void **state)
 {
-	struct hakd d;
 	struct hak_client *c;
 	void *p1, *p2, *p3;
 
-	if (!hakd_init(&d)) {
+	if (!have_daemon) {
 		print_message("skip: $HAKZEROD is not set (make check sets it)\n");
 		skip();
 	}
-	c = client(HAK_MODE_AUTO, d.sock);
+	c = client(HAK_MODE_AUTO, h_env.sock);
 	/* No daemon: a local pool, and connect says the handle works. */
 	assert_int_equal(hak_client_connect(c), 0);
 	assert_int_equal(stats(c).local, 1);
 	assert_int_equal(hak_alloc(c, 64 * KiB, 0, &p1), HAK_ALLOC_ZEROED);
 	memset(p1, 1, 64 * KiB);
 	/* The daemon appears: new allocations come from its pool. */
-	assert_true(hakd_start(&d));
+	h_daemon_start();
 	assert_true(wait_local(c, 0));
 	assert_int_equal(hak_client_is_connected(c), 1);
 	assert_int_equal(hak_alloc(c, 64 * KiB, 0, &p2), HAK_ALLOC_ZEROED);
@@ -338,7 +316,7 @@ static void test_auto_switch(void **state)
 	assert_int_equal(((unsigned char *)p1)[100], 1);
 	assert_int_equal(hak_free(c, p1, 64 * KiB), 0);
 	/* The daemon goes away: back to a fresh local pool at once. */
-	hakd_stop(&d);
+	h_daemon_stop();
 	assert_true(wait_local(c, 1));
 	assert_int_equal(((unsigned char *)p2)[100], 2); /* the memfd lives while mapped */
 	assert_int_equal(hak_free(c, p2, 64 * KiB), 0);
@@ -348,10 +326,9 @@ static void test_auto_switch(void **state)
 	assert_int_equal(stats(c).local_pools, 2);
 	assert_int_equal(stats(c).alloc_mmap, 0);
 	assert_null(hak_client_unref(c));
-	hakd_fini(&d);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_set_mode),
@@ -361,8 +338,15 @@ int main(void)
 		cmocka_unit_test(test_local_dirty_ok),
 		cmocka_unit_test(test_local_threads),
 		cmocka_unit_test(test_local_fork),
-		cmocka_unit_test(test_auto_switch),
+		cmocka_unit_test_setup_teardown(test_auto_switch, h_test_setup, h_test_teardown),
 	};
+	/* Without hakzerod only the test that needs it is skipped. */
+	int r = h_init_need("client-local", argv[0], 0);
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (r != 0 && r != H_EXIT_SKIP)
+		return r;
+	have_daemon = r == 0;
+	if (have_daemon)
+		h_write_conf("# hakzerod's defaults\n");
+	return h_run_tests(tests, NULL, NULL);
 }

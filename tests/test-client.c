@@ -37,6 +37,7 @@
 #include "hak_proto.h"
 #include "hak_ring.h"
 #include "internal.h" /* white box: the library is compiled in */
+#include "test-client.h"
 
 #define KiB 1024ull
 #define MiB (1024ull * KiB)
@@ -90,13 +91,6 @@ int __wrap_io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned
 
 /* ---- helpers ---- */
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
 static bool wait_connected(struct hak_client *c, int want, unsigned ms)
 {
 	for (unsigned t = 0; t < ms; t += 5) {
@@ -105,24 +99,6 @@ static bool wait_connected(struct hak_client *c, int want, unsigned ms)
 		sleep_ms(5);
 	}
 	return hak_client_is_connected(c) == want;
-}
-
-static bool all_zero(const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
-static struct hak_client_stats stats(struct hak_client *c)
-{
-	struct hak_client_stats st;
-
-	assert_int_equal(hak_client_get_stats(c, &st, sizeof(st)), 0);
-	return st;
 }
 
 static char logbuf[8192];

@@ -48,16 +48,17 @@
 
 enum { OP_NONE, OP_ALLOC, OP_FREE };
 
-/* Written by hak-worker victim: see worker.c. */
+/* Written by hak-client victim: see client-crash.c. */
 struct victim_state {
 	uint32_t op[MAX_THREADS];
 	uint32_t inside[MAX_THREADS];
 	uint64_t calls[MAX_THREADS];
 };
 
+/* A test that killed the daemon may have left it dead. */
 static int test_setup(void **state)
 {
-	h_fail_hook = h_fail_cmocka;
+	h_test_setup(state);
 	if (!h_daemon_alive())
 		h_daemon_restart();
 	return 0;
@@ -65,21 +66,8 @@ static int test_setup(void **state)
 
 static int test_teardown(void **state)
 {
-	h_fail_hook = NULL;
 	h_procs_release_all();
-	h_log_flush();
-	return 0;
-}
-
-static int group_setup(void **state)
-{
-	h_write_conf("pool_size 8M\n"
-		     "class 4K 25%%\n"
-		     "class 64K 25%%\n"
-		     "class 2M 50%%\n"
-		     "zero_threads 1\n");
-	h_daemon_start();
-	return 0;
+	return h_test_teardown(state);
 }
 
 /* ------------------------------------------------------ client killed */
@@ -107,7 +95,7 @@ static bool inside(const struct victim_state *st, uint32_t op)
 static bool kill_inside(const char *path, struct victim_state *st, uint32_t op, const char *threads,
 			struct h_mem *alive)
 {
-	struct h_proc *v = h_worker("victim", "victim", "--state", path, "--threads", threads,
+	struct h_proc *v = h_client("victim", "victim", "--state", path, "--threads", threads,
 				    "--count", "512", NULL);
 	uint64_t deadline;
 	bool landed;
@@ -153,7 +141,7 @@ static void wait_memory_back(const struct h_mem *m0, struct h_mem *m, const char
 /* The next client gets only zeroes. */
 static void next_client_clean(void)
 {
-	struct h_proc *w = h_worker("next", "stale", "--count", "3000", "--mode", "mixed", "--seed",
+	struct h_proc *w = h_client("next", "stale", "--count", "3000", "--mode", "mixed", "--seed",
 				    "3", NULL);
 
 	h_proc_finish(w, 60000, NULL, NULL, 0);
@@ -254,7 +242,7 @@ static void test_kill_daemon_under_load(void **state)
 	char line[H_LINE];
 
 	for (int i = 0; i < HOLDERS; i++) {
-		h[i] = h_worker(i ? "holder-b" : "holder-a", "holder", "--threads", "3", "--window",
+		h[i] = h_client(i ? "holder-b" : "holder-a", "holder", "--threads", "3", "--window",
 				"24", NULL);
 		h_proc_expect(h[i], "running", H_REACT_MS, NULL, 0);
 		ready[i] = holder_wait(h[i], 1, 0);
@@ -295,7 +283,10 @@ int main(int argc, char **argv)
 	if (r)
 		return r;
 	alarm(TEST_ALARM_S);
-	r = cmocka_run_group_tests(tests, group_setup, h_group_teardown);
-	h_cleanup();
-	return r == 0 ? 0 : 1;
+	h_write_conf("pool_size 8M\n"
+		     "class 4K 25%%\n"
+		     "class 64K 25%%\n"
+		     "class 2M 50%%\n"
+		     "zero_threads 1\n");
+	return h_run_tests(tests, h_group_setup, h_group_teardown);
 }

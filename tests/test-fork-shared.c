@@ -2,14 +2,16 @@
 /*
  * fork() in shared mode against a real hakzerod (DESIGN "fork()"): a pool
  * is MAP_SHARED, not copy-on-write, so parent and child must never reach
- * each other's bytes.  hak-worker fork, per round:
+ * each other's bytes.  hak-client fork, per round:
  *
  *   - a grandchild writing a page of the parent's pool dies of SIGSEGV:
  *     the mapping is not inherited, the write cannot land in the parent;
  *   - the child writes its copy of the parent's private (mmap fallback)
  *     memory, allocates pages, must be handed zeroes and get a pool of its
  *     own (an allocation from its own ready ring), frees the parent's
- *     pages (a no-op in the child), and fills its pages;
+ *     pages (a no-op in the child), allocates and frees more than the
+ *     library's cache holds (were the parent's pool still its own, those
+ *     frees would reach the parent's daemon), and fills its pages;
  *   - the parent checks that every word of its pages is still its own,
  *     allocates and fills more; the child checks its pages in turn;
  *
@@ -37,9 +39,8 @@ static void test_fork_isolation(void **state)
 	struct h_proc *a, *b;
 	char line[H_LINE];
 
-	h_fail_hook = h_fail_cmocka;
-	a = h_worker("fork-a", "fork", "--rounds", "8", "--pattern", "0x3c", NULL);
-	b = h_worker("fork-b", "fork", "--rounds", "8", "--pattern", "0xc3", NULL);
+	a = h_client("fork-a", "fork", "--rounds", "8", "--pattern", "0x3c", NULL);
+	b = h_client("fork-b", "fork", "--rounds", "8", "--pattern", "0xc3", NULL);
 	h_proc_finish(a, RUN_MS, "ok", line, sizeof(line));
 	h_proc_finish(b, RUN_MS, "ok", line, sizeof(line));
 	h_daemon_assert_alive();
@@ -47,24 +48,12 @@ static void test_fork_isolation(void **state)
 	h_wait_clients(0, "after the fork tests");
 	h_check(h_stats_u64("clients_total") >= 2 + 2 * 8,
 		"children did not get pools of their own");
-	h_fail_hook = NULL;
-}
-
-static int group_setup(void **state)
-{
-	h_write_conf("pool_size 8M\n"
-		     "class 4K 25%%\n"
-		     "class 64K 25%%\n"
-		     "class 2M 50%%\n"
-		     "zero_threads 1\n");
-	h_daemon_start();
-	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fork_isolation),
+		cmocka_unit_test_setup_teardown(test_fork_isolation, h_test_setup, h_test_teardown),
 	};
 	int r;
 
@@ -81,7 +70,10 @@ int main(int argc, char **argv)
 	if (r)
 		return r;
 	alarm(TEST_ALARM_S);
-	r = cmocka_run_group_tests(tests, group_setup, h_group_teardown);
-	h_cleanup();
-	return r == 0 ? 0 : 1;
+	h_write_conf("pool_size 8M\n"
+		     "class 4K 25%%\n"
+		     "class 64K 25%%\n"
+		     "class 2M 50%%\n"
+		     "zero_threads 1\n");
+	return h_run_tests(tests, h_group_setup, h_group_teardown);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Hostile clients against a real hakzerod (DESIGN rule 3): every attack of
- * hak-hostile runs while a well-behaved client (hak-worker guard) keeps
+ * hak-hostile runs while a well-behaved client (hak-client guard) keeps
  * allocating, checking zeroes and its own held pages.  After each attack:
  * the daemon is alive, the guard is still served from the ready ring, the
  * offence is counted (stats offences, cut_off, refused) and logged, the
@@ -35,6 +35,8 @@
 #define GUARD_ROUND "round 600"
 #define POOL_MAX (64u << 20)
 #define MAX_CLIENTS 24
+/* The longest an attack may run (the slow ones hold connections open). */
+#define ATTACK_MS 60000
 /* The daemon's descriptors may differ by this much from the baseline:
  * nothing (a connection being closed as we look is waited for). */
 #define FD_SLACK 0
@@ -71,23 +73,13 @@ static void guard_round(void)
 static void attack(char *ok, size_t size, const char *cmd, ...) __attribute__((sentinel));
 static void attack(char *ok, size_t size, const char *cmd, ...)
 {
-	char *argv[16];
-	const char *a;
 	struct h_proc *p;
 	va_list ap;
-	int n = 0;
 
-	argv[n++] = (char *)h_env.hostile;
-	argv[n++] = (char *)cmd;
-	argv[n++] = "--socket";
-	argv[n++] = h_env.sock;
 	va_start(ap, cmd);
-	while ((a = va_arg(ap, const char *)) && n < 15)
-		argv[n++] = (char *)a;
+	p = h_prog_va(h_env.hostile, cmd, cmd, ap);
 	va_end(ap);
-	argv[n] = NULL;
-	p = h_proc_start(cmd, argv);
-	h_proc_finish(p, 60000, "ok", ok, size);
+	h_proc_finish(p, ATTACK_MS, "ok", ok, size);
 	h_proc_release(p);
 }
 
@@ -128,7 +120,7 @@ static int group_setup(void **state)
 		     "max_clients %u\n",
 		     POOL_MAX, MAX_CLIENTS);
 	h_daemon_start();
-	guard = h_worker("guard", "guard", "--pattern", "0x6a", NULL);
+	guard = h_client("guard", "guard", "--pattern", "0x6a", NULL);
 	h_proc_expect(guard, "ready", H_REACT_MS, NULL, 0);
 	guard_round();
 	base_fds = h_pid_fds(h_daemon_pid());
@@ -137,21 +129,11 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	int r;
-
 	if (guard && guard->pid > 0) {
 		h_proc_say(guard, "exit");
 		h_proc_finish(guard, H_REACT_MS, NULL, NULL, 0);
 	}
-	r = h_daemon_finish();
-	h_cleanup();
-	return r;
-}
-
-static int test_setup(void **state)
-{
-	h_fail_hook = h_fail_cmocka;
-	return 0;
+	return h_group_teardown(state);
 }
 
 /* After each attack: the daemon alive, the guard served, no descriptor
@@ -162,8 +144,7 @@ static int test_teardown(void **state)
 	h_daemon_assert_alive();
 	guard_round();
 	assert_fds_back("after the attack");
-	h_log_flush();
-	return 0;
+	return h_test_teardown(state);
 }
 
 /* ----------------------------------------------------- on the socket */
@@ -322,7 +303,7 @@ static void test_connect_cycles(void **state)
 	h_check(h_pid_mem(d, &m0), "no memory numbers for the daemon");
 	attack(ok, sizeof(ok), "cycles", "--count", "1000", NULL);
 	attack(ok, sizeof(ok), "cycles", "--count", "200", "--variant", "abort", NULL);
-	w = h_worker("cycles", "cycles", "--count", "300", NULL);
+	w = h_client("cycles", "cycles", "--count", "300", NULL);
 	h_proc_finish(w, 60000, "ok", ok, sizeof(ok));
 	h_proc_release(w);
 	assert_int_equal(h_line_u64(ok, "connected"), 300);
@@ -550,22 +531,23 @@ static void test_seals(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_garbage, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_malformed, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_absurd_sizes, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_passed_fds, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_after_welcome, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_silent_connections, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_too_many_clients, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_connect_cycles, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_bad_descriptors, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_offence_flood, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_ring_indices, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_hoarder, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_doorbell_flood, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_seals, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_admin_denied, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_admin_group_at_connect, test_setup,
+		cmocka_unit_test_setup_teardown(test_garbage, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_malformed, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_absurd_sizes, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_passed_fds, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_after_welcome, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_silent_connections, h_test_setup,
+						test_teardown),
+		cmocka_unit_test_setup_teardown(test_too_many_clients, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_connect_cycles, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_descriptors, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_offence_flood, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_ring_indices, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_hoarder, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_doorbell_flood, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_seals, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_admin_denied, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_admin_group_at_connect, h_test_setup,
 						test_teardown),
 	};
 	int r = h_init("hostile", argv[0]);
@@ -573,7 +555,5 @@ int main(int argc, char **argv)
 	if (r)
 		return r;
 	alarm(TEST_ALARM_S);
-	r = cmocka_run_group_tests(tests, group_setup, group_teardown);
-	h_cleanup();
-	return r == 0 ? 0 : 1;
+	return h_run_tests(tests, group_setup, group_teardown);
 }

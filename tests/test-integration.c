@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Integration tests: a real hakzerod in a fresh temporary directory and
- * real client processes (tests/hak-testclient) driven through pipes; for
+ * real client processes (tests/hak-client) driven through pipes; for
  * the limits, a raw client speaking the protocol itself.  One test per
  * DESIGN rule at least (rule 3, hostile clients: tests/test-hostile.c):
  *
@@ -17,7 +17,7 @@
  *   fork                 fork()  parent and child never share a byte
  *
  * The processes are driven by the real-daemon harness (tests/harness.h):
- * hakzerod and hak-testclient from $HAKZEROD and $HAK_TESTCLIENT (set by
+ * hakzerod and hak-client from $HAKZEROD and $HAK_CLIENT (set by
  * `make check`; without them the test is skipped, 77), admin requests
  * through $HAKCTL when it is built.  Every process started here dies with
  * the test: PR_SET_PDEATHSIG, and a teardown that kills whatever is left
@@ -41,7 +41,7 @@
 #include "hak_proto.h"
 #include "harness.h"
 
-/* A scenario run of hak-testclient, from start to exit. */
+/* A scenario run of hak-client, from start to exit. */
 #define CLIENT_RUN_MS 30000
 /* The test config's pool: 16 MiB as 4 KiB x 1024, 64 KiB x 64, 2 MiB x 4;
  * at most 96 MiB for all pools together (6 clients). */
@@ -149,13 +149,6 @@ static int group_setup(void **state)
 	return 0;
 }
 
-/* h_fail ends the current test only, through cmocka. */
-static int test_setup(void **state)
-{
-	h_fail_hook = h_fail_cmocka;
-	return 0;
-}
-
 static void raw_close_all(void);
 
 /* After each test: no client left over, the daemon still alive (rule 3:
@@ -172,9 +165,7 @@ static int test_teardown(void **state)
 		h_daemon_restart();
 		r = -1;
 	}
-	h_log_flush();
-	h_fail_hook = NULL;
-	return r;
+	return h_test_teardown(state) || r;
 }
 
 /* ------------------------------------------------------------- rule 1 */
@@ -187,8 +178,8 @@ static void test_zero_after_pattern(void **state)
 	struct h_proc *c;
 	char line[H_LINE];
 
-	c = h_testclient("zero", "churn", "--pattern", "0xa5", "--mode", "zero", "--rounds", "100",
-			 "--seconds", "20", "--expect-recycle", NULL);
+	c = h_client("zero", "churn", "--pattern", "0xa5", "--mode", "zero", "--rounds", "100",
+		     "--seconds", "20", "--expect-recycle", NULL);
 	h_proc_expect(c, "churn", CLIENT_RUN_MS, line, sizeof(line));
 	assert_true(h_line_u64(line, "ready_bytes") > h_line_u64(line, "pool_bytes"));
 	h_proc_finish(c, H_REACT_MS, NULL, NULL, 0);
@@ -203,8 +194,8 @@ static void test_dirty_only_own_pattern(void **state)
 {
 	struct h_proc *c;
 
-	c = h_testclient("dirty", "churn", "--pattern", "0x5a", "--mode", "dirty", "--rounds", "20",
-			 "--seconds", "15", NULL);
+	c = h_client("dirty", "churn", "--pattern", "0x5a", "--mode", "dirty", "--rounds", "20",
+		     "--seconds", "15", NULL);
 	h_proc_finish(c, CLIENT_RUN_MS, NULL, NULL, 0);
 	assert_true(h_line_u64(c->last_stats, "alloc_dirty") > 0);
 	h_daemon_assert_alive();
@@ -214,8 +205,8 @@ static void test_dirty_only_own_pattern(void **state)
  * inline from our own freed slots, or from mmap, and still read 0. */
 static void test_zero_ring_dry(void **state)
 {
-	struct h_proc *c = h_testclient("dry", "churn", "--pattern", "0x96", "--mode", "zero",
-					"--rounds", "40", "--batch", PRESSURE_BATCH, NULL);
+	struct h_proc *c = h_client("dry", "churn", "--pattern", "0x96", "--mode", "zero",
+				    "--rounds", "40", "--batch", PRESSURE_BATCH, NULL);
 
 	h_proc_finish(c, CLIENT_RUN_MS, NULL, NULL, 0);
 	/* The path under test was taken. */
@@ -231,8 +222,8 @@ static void test_zero_through_trims(void **state)
 	uint64_t trimmed = 0;
 	int r;
 
-	c = h_testclient("trimmed", "churn", "--pattern", "0x69", "--mode", "mixed", "--rounds",
-			 "60", "--sync", NULL);
+	c = h_client("trimmed", "churn", "--pattern", "0x69", "--mode", "mixed", "--rounds", "60",
+		     "--sync", NULL);
 	h_proc_expect(c, "ready", H_REACT_MS, NULL, 0);
 	h_proc_say(c, "go");
 	/* Trim over and over until the client is done; nothing tells when
@@ -255,7 +246,7 @@ static void test_zero_through_trims(void **state)
  * no voluntary context switch (nothing blocked) and doorbells amortised. */
 static void test_hot_path(void **state)
 {
-	struct h_proc *c = h_testclient("hotpath", "hotpath", "--rounds", "3000", NULL);
+	struct h_proc *c = h_client("hotpath", "hotpath", "--rounds", "3000", NULL);
 	char line[H_LINE];
 	uint64_t allocs;
 
@@ -283,8 +274,8 @@ static void test_clients_isolated(void **state)
 	struct h_proc *c[ISOLATED_CLIENTS];
 
 	for (int i = 0; i < ISOLATED_CLIENTS; i++)
-		c[i] = h_testclient(names[i], "churn", "--pattern", patterns[i], "--mode", "mixed",
-				    "--rounds", "40", "--seconds", "15", "--sync", NULL);
+		c[i] = h_client(names[i], "churn", "--pattern", patterns[i], "--mode", "mixed",
+				"--rounds", "40", "--seconds", "15", "--sync", NULL);
 	/* All connected before any starts: they really run at once. */
 	for (int i = 0; i < ISOLATED_CLIENTS; i++)
 		h_proc_expect(c[i], "ready", H_REACT_MS, NULL, 0);
@@ -298,7 +289,7 @@ static void test_clients_isolated(void **state)
 static void test_threads(void **state)
 {
 	struct h_proc *c =
-		h_testclient("threads", "threads", "--threads", "4", "--rounds", "6000", NULL);
+		h_client("threads", "threads", "--threads", "4", "--rounds", "6000", NULL);
 
 	h_proc_finish(c, CLIENT_RUN_MS, NULL, NULL, 0);
 	h_daemon_assert_alive();
@@ -313,9 +304,13 @@ static void test_client_killed(void **state)
 {
 	struct h_proc *c, *next;
 	struct status base, held;
+	char line[H_LINE];
 
 	base = status_wait(0, UINT64_MAX, "before the test");
-	c = h_testclient("victim", "hold", "--pattern", "0xd4", "--pages", "4", NULL);
+	/* Four pages of each of the three classes. */
+	c = h_client("victim", "hold", "--pattern", "0xd4", "--pages", "12", NULL);
+	h_proc_expect(c, "connect", H_REACT_MS, line, sizeof(line));
+	assert_int_equal(h_line_u64(line, "connected"), 1);
 	h_proc_expect(c, "held", H_REACT_MS, NULL, 0);
 	held = status_wait(base.clients + 1, UINT64_MAX, "with the victim connected");
 	assert_true(held.pool_bytes > base.pool_bytes);
@@ -324,8 +319,8 @@ static void test_client_killed(void **state)
 	h_proc_kill(c, SIGKILL);
 	status_wait(base.clients, base.pool_bytes, "after SIGKILL of the victim");
 
-	next = h_testclient("next", "churn", "--pattern", "0xe6", "--mode", "mixed", "--rounds",
-			    "10", NULL);
+	next = h_client("next", "churn", "--pattern", "0xe6", "--mode", "mixed", "--rounds", "10",
+			NULL);
 	h_proc_finish(next, CLIENT_RUN_MS, NULL, NULL, 0);
 	h_daemon_assert_alive();
 }
@@ -337,7 +332,7 @@ static void test_daemon_restart(void **state)
 	struct h_proc *c;
 	uint64_t ready_before;
 
-	c = h_testclient("survivor", "restart", "--pattern", "0x7e", "--pages", "2", NULL);
+	c = h_client("survivor", "restart", "--pattern", "0x7e", "--pages", "2", NULL);
 	h_proc_expect(c, "held", H_REACT_MS, NULL, 0);
 	ready_before = h_line_u64(c->last_stats, "alloc_ready");
 	h_daemon_kill();
@@ -357,7 +352,7 @@ static void test_daemon_restart(void **state)
 
 static void test_fork(void **state)
 {
-	struct h_proc *c = h_testclient("fork", "fork", "--pattern", "0x3c", "--pages", "4", NULL);
+	struct h_proc *c = h_client("fork", "fork", "--pattern", "0x3c", "--rounds", "1", NULL);
 
 	h_proc_finish(c, CLIENT_RUN_MS, NULL, NULL, 0);
 	h_daemon_assert_alive();
@@ -502,26 +497,26 @@ static void test_budget(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_zero_after_pattern, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_dirty_only_own_pattern, test_setup,
+		cmocka_unit_test_setup_teardown(test_zero_after_pattern, h_test_setup,
 						test_teardown),
-		cmocka_unit_test_setup_teardown(test_zero_ring_dry, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_zero_through_trims, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_hot_path, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_clients_isolated, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_threads, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_fork, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_client_killed, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_quota, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_budget, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_dirty_only_own_pattern, h_test_setup,
+						test_teardown),
+		cmocka_unit_test_setup_teardown(test_zero_ring_dry, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_zero_through_trims, h_test_setup,
+						test_teardown),
+		cmocka_unit_test_setup_teardown(test_hot_path, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_clients_isolated, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_threads, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_fork, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_client_killed, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_quota, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_budget, h_test_setup, test_teardown),
 		/* Last: it replaces the daemon. */
-		cmocka_unit_test_setup_teardown(test_daemon_restart, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_restart, h_test_setup, test_teardown),
 	};
-	int r = h_init_need("integration", argv[0], H_NEED_TESTCLIENT);
+	int r = h_init_need("integration", argv[0], H_NEED_CLIENT);
 
 	if (r)
 		return r;
-	r = cmocka_run_group_tests(tests, group_setup, h_group_teardown);
-	h_cleanup();
-	return r == 0 ? 0 : 1;
+	return h_run_tests(tests, group_setup, h_group_teardown);
 }

@@ -22,9 +22,10 @@
 
 #include <cmocka.h>
 
-#include "hakd-spawn.h"
+#include "harness.h"
 
-#define EXIT_SKIP 77
+/* Whether the harness found hakzerod ($HAKZEROD, set by make check). */
+static bool have_daemon;
 
 struct run {
 	const char *what;  /* the program's argument */
@@ -75,14 +76,15 @@ static void churn(const char *mode, const char *sock)
 	assert_int_equal(run_prog(&r), 0);
 }
 
-/* A hakzerod of the test's own, or the test is skipped. */
-static void daemon_start(struct hakd *d)
+/* A hakzerod of the test's own (on the harness's socket), or the test is
+ * skipped. */
+static void daemon_start(void)
 {
-	if (!hakd_init(d)) {
+	if (!have_daemon) {
 		print_message("skip: $HAKZEROD is not set (make check sets it)\n");
 		skip();
 	}
-	assert_true(hakd_start(d));
+	h_daemon_restart();
 }
 
 static void test_local(void **state)
@@ -102,39 +104,43 @@ static void test_auto_without_daemon(void **state)
 
 static void test_shared(void **state)
 {
-	struct hakd d;
-
-	daemon_start(&d);
-	both_decays("shared", d.sock);
-	hakd_fini(&d);
+	daemon_start();
+	both_decays("shared", h_env.sock);
+	h_daemon_stop();
 }
 
 static void test_shared_churn(void **state)
 {
-	struct hakd d;
-
-	daemon_start(&d);
-	churn("shared", d.sock);
-	hakd_fini(&d);
+	daemon_start();
+	churn("shared", h_env.sock);
+	h_daemon_stop();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_local),
 		cmocka_unit_test(test_local_churn),
 		cmocka_unit_test(test_auto_without_daemon),
-		cmocka_unit_test(test_shared),
-		cmocka_unit_test(test_shared_churn),
+		cmocka_unit_test_setup_teardown(test_shared, h_test_setup, h_test_teardown),
+		cmocka_unit_test_setup_teardown(test_shared_churn, h_test_setup, h_test_teardown),
 	};
+	int r;
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 	printf("SKIP: a sanitizer's runtime replaces malloc; jemalloc cannot be preloaded\n");
-	return EXIT_SKIP;
+	return H_EXIT_SKIP;
 #endif
 	if (access(JEMALLOC_SO, R_OK) != 0 || access(ADAPTER_SO, R_OK) != 0) {
 		printf("SKIP: %s or %s is missing\n", JEMALLOC_SO, ADAPTER_SO);
-		return EXIT_SKIP;
+		return H_EXIT_SKIP;
 	}
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* Without hakzerod only the tests that need it are skipped. */
+	r = h_init_need("jemalloc", argv[0], 0);
+	if (r != 0 && r != H_EXIT_SKIP)
+		return r;
+	have_daemon = r == 0;
+	if (have_daemon)
+		h_write_conf("# hakzerod's defaults\n");
+	return h_run_tests(tests, NULL, NULL);
 }

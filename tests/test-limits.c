@@ -31,23 +31,12 @@
 /* A refused client retries with back-off up to 2 s. */
 #define RETRY_MS (3 * H_REACT_MS)
 
-static int test_setup(void **state)
-{
-	h_fail_hook = h_fail_cmocka;
-	return 0;
-}
-
+/* Each test starts a daemon of its own. */
 static int test_teardown(void **state)
 {
-	h_fail_hook = NULL;
+	h_test_teardown(state);
 	h_procs_release_all();
 	return h_daemon_finish();
-}
-
-static int group_teardown(void **state)
-{
-	h_cleanup();
-	return 0;
 }
 
 /* Small pools of two classes, so that sizes are exact: 4M and 8M pools are
@@ -61,14 +50,14 @@ struct client {
 	char reason[H_LINE];
 };
 
-/* hak-worker hold --pool SIZE: its connect result and the refusal the
+/* hak-client hold --pool SIZE: its connect result and the refusal the
  * library logged; it holds 3 pages either way. */
 static void client_start(struct client *c, const char *name, const char *pool)
 {
 	char line[H_LINE];
 	const char *r;
 
-	c->p = h_worker(name, "hold", "--pool", pool, "--pages", "3", NULL);
+	c->p = h_client(name, "hold", "--pool", pool, "--pages", "3", NULL);
 	h_proc_expect(c->p, "connect", H_REACT_MS, line, sizeof(line));
 	c->rc = (int)strtol(strstr(line, "rc=") + 3, NULL, 10);
 	c->connected = (int)h_line_u64(line, "connected");
@@ -160,13 +149,13 @@ static bool other_user_client(struct client *c)
 	/* The directory mkdtemp made is ours alone; the other user needs to
 	 * reach the socket in it (socket_mode 0666 does the rest). */
 	h_check(chmod(h_env.dir, 0711) == 0, "chmod %s: %s", h_env.dir, strerror(errno));
-	c->p = h_worker_as(OTHER_ID, OTHER_ID, "nobody-8M", "hold", "--pool", "8M", "--pages", "3",
+	c->p = h_client_as(OTHER_ID, OTHER_ID, "nobody-8M", "hold", "--pool", "8M", "--pages", "3",
 			   NULL);
 	if (h_proc_line(c->p, line, sizeof(line), tu_now_ms() + H_REACT_MS) != 1) {
 		int st = h_proc_reap(c->p, H_REACT_MS);
 
 		fprintf(stderr,
-			"  (cannot run the worker as uid %d: wait status %#x; per-uid "
+			"  (cannot run hak-client as uid %d: wait status %#x; per-uid "
 			"check for one uid only)\n",
 			OTHER_ID, st);
 		h_proc_release(c->p);
@@ -267,17 +256,15 @@ static void test_max_clients(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_quota, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_uid_limit, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_global_budget, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_max_clients, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_quota, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_uid_limit, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_global_budget, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_max_clients, h_test_setup, test_teardown),
 	};
 	int r = h_init("limits", argv[0]);
 
 	if (r)
 		return r;
 	alarm(TEST_ALARM_S);
-	r = cmocka_run_group_tests(tests, NULL, group_teardown);
-	h_cleanup();
-	return r == 0 ? 0 : 1;
+	return h_run_tests(tests, NULL, NULL);
 }

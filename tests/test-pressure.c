@@ -426,7 +426,7 @@ int main(int argc, char **argv)
 	make_cgroup();
 	write_thrash_file();
 
-	c = h_worker("client", "hold", "--pages", "6", "--pattern", "0x47", NULL);
+	c = h_client("client", "hold", "--pages", "6", "--pattern", "0x47", NULL);
 	h_proc_expect(c, "held", H_REACT_MS, NULL, 0);
 	h_proc_say(c, "idle 600");
 	h_proc_expect(c, "ok idle", H_REACT_MS, NULL, 0);

@@ -47,7 +47,7 @@ static void add(const char *ok)
 
 static struct h_proc *scan(const char *name, const char *count, const char *mode, const char *seed)
 {
-	struct h_proc *p = h_worker(name, "stale", "--count", count, "--mode", mode, "--seed", seed,
+	struct h_proc *p = h_client(name, "stale", "--count", count, "--mode", mode, "--seed", seed,
 				    "--seconds", "100", "--progress", "100000", NULL);
 
 	p->quiet = true;
@@ -66,11 +66,9 @@ static void finish(struct h_proc *p)
 
 static void test_one_client(void **state)
 {
-	h_fail_hook = h_fail_cmocka;
 	finish(scan("one-zero", "300000", "zero", "11"));
 	finish(scan("one-mixed", "200000", "mixed", "12"));
 	h_daemon_assert_alive();
-	h_fail_hook = NULL;
 }
 
 static void test_between_clients(void **state)
@@ -79,7 +77,6 @@ static void test_between_clients(void **state)
 	struct h_proc *p[CONCURRENT];
 	char name[32], seed[16];
 
-	h_fail_hook = h_fail_cmocka;
 	for (int g = 0; g < GENERATIONS; g++) {
 		for (int i = 0; i < CONCURRENT; i++) {
 			snprintf(name, sizeof(name), "gen%d-%d", g, i);
@@ -91,7 +88,6 @@ static void test_between_clients(void **state)
 	}
 	h_daemon_assert_alive();
 	h_wait_clients(0, "after the scan");
-	h_fail_hook = NULL;
 }
 
 static void test_total(void **state)
@@ -105,22 +101,12 @@ static void test_total(void **state)
 	assert_true(total.handoffs >= MILLION);
 }
 
-static int group_setup(void **state)
-{
-	h_write_conf("pool_size 16M\n"
-		     "class 4K 25%%\n"
-		     "class 64K 25%%\n"
-		     "class 2M 50%%\n"
-		     "zero_threads 1\n");
-	h_daemon_start();
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_one_client),
-		cmocka_unit_test(test_between_clients),
+		cmocka_unit_test_setup_teardown(test_one_client, h_test_setup, h_test_teardown),
+		cmocka_unit_test_setup_teardown(test_between_clients, h_test_setup,
+						h_test_teardown),
 		cmocka_unit_test(test_total),
 	};
 	int r = h_init("stale", argv[0]);
@@ -128,7 +114,10 @@ int main(int argc, char **argv)
 	if (r)
 		return r;
 	alarm(TEST_ALARM_S);
-	r = cmocka_run_group_tests(tests, group_setup, h_group_teardown);
-	h_cleanup();
-	return r == 0 ? 0 : 1;
+	h_write_conf("pool_size 16M\n"
+		     "class 4K 25%%\n"
+		     "class 64K 25%%\n"
+		     "class 2M 50%%\n"
+		     "zero_threads 1\n");
+	return h_run_tests(tests, h_group_setup, h_group_teardown);
 }

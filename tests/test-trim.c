@@ -43,36 +43,13 @@
 
 static struct h_proc *client;
 
-static int test_setup(void **state)
-{
-	h_fail_hook = h_fail_cmocka;
-	return 0;
-}
-
-static int test_teardown(void **state)
-{
-	h_fail_hook = NULL;
-	h_log_flush();
-	return 0;
-}
-
 static int group_setup(void **state)
 {
 	h_write_conf(CONF "trim_idle 0\n");
 	h_daemon_start();
-	client = h_worker("client", "hold", "--pages", "6", "--pattern", "0x31", NULL);
+	client = h_client("client", "hold", "--pages", "6", "--pattern", "0x31", NULL);
 	h_proc_expect(client, "held", H_REACT_MS, NULL, 0);
 	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	int r;
-
-	h_procs_release_all();
-	r = h_daemon_finish();
-	h_cleanup();
-	return r;
 }
 
 /* Once every slot the client gave back is taken and zeroed: its idle
@@ -194,15 +171,13 @@ static void test_idle_trim(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_admin_trim, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_idle_trim, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_admin_trim, h_test_setup, h_test_teardown),
+		cmocka_unit_test_setup_teardown(test_idle_trim, h_test_setup, h_test_teardown),
 	};
 	int r = h_init("trim", argv[0]);
 
 	if (r)
 		return r;
 	alarm(TEST_ALARM_S);
-	r = cmocka_run_group_tests(tests, group_setup, group_teardown);
-	h_cleanup();
-	return r == 0 ? 0 : 1;
+	return h_run_tests(tests, group_setup, h_group_teardown);
 }

@@ -1,13 +1,13 @@
 #!/bin/sh
 # hakzerod under valgrind memcheck through a real workload: libhakclient
-# processes (tests/hak-testclient) allocate, fill, check, free and fork in
+# processes (tests/hak-client) allocate, fill, check, free and fork in
 # parallel, hakctl asks every admin question, a client is killed while
 # holding its pool, hostile peers (tests/hak-hostile, when there) attack the
 # socket and the rings, then SIGTERM.  Fails on any memcheck error or leak
 # (definite, indirect or possible) in the daemon, a daemon that does not
 # stop cleanly, or a libhakclient client that fails.
 #
-# $HAKZEROD, $HAKCTL, $HAK_TESTCLIENT and (optional) $HAK_HOSTILE name the
+# $HAKZEROD, $HAKCTL, $HAK_CLIENT and (optional) $HAK_HOSTILE name the
 # binaries (`make check-valgrind` sets them).  Exit 0 pass, 1 fail, 77 skip.
 set -u
 
@@ -24,7 +24,7 @@ command -v valgrind >/dev/null 2>&1 || skip "no valgrind"
 case "${SAN_CFLAGS:-}" in
 *sanitize*) skip "a sanitizer build: valgrind cannot run it" ;;
 esac
-for v in HAKZEROD HAKCTL HAK_TESTCLIENT; do
+for v in HAKZEROD HAKCTL HAK_CLIENT; do
 	eval "bin=\${$v:-}"
 	[ -x "$bin" ] || skip "\$$v does not name a program"
 done
@@ -84,11 +84,11 @@ until hakctl status; do
 	sleep 0.1
 done
 
-# Runs one hak-testclient scenario in the background; its log is kept.
+# Runs one hak-client scenario in the background; its log is kept.
 client() {
 	name=$1
 	shift
-	"$HAK_TESTCLIENT" "$@" --socket "$sock" >"$dir/client-$name.log" 2>&1 &
+	"$HAK_CLIENT" "$@" --socket "$sock" >"$dir/client-$name.log" 2>&1 &
 }
 
 pids=
@@ -98,14 +98,14 @@ client churn-mixed churn --pattern 0x22 --rounds $CHURN_ROUNDS --mode mixed
 pids="$pids $!"
 client threads threads --pattern 0x33 --threads 4 --rounds 10
 pids="$pids $!"
-client fork fork --pattern 0x44
+client fork fork --pattern 0x44 --rounds 1
 pids="$pids $!"
 # One client dies holding its pool: the daemon must reclaim all of it.  Its
 # stdin stays open (fd 3) so that it holds until killed; an explicit
 # redirection, or the shell would give the background job /dev/null.
 mkfifo "$dir/hold.in"
 exec 3<>"$dir/hold.in"
-"$HAK_TESTCLIENT" hold --socket "$sock" --pattern 0x55 --pages 4 \
+"$HAK_CLIENT" hold --socket "$sock" --pattern 0x55 --pages 12 \
 	<"$dir/hold.in" >"$dir/client-killed.log" 2>&1 &
 killed=$!
 hakctl clients
@@ -119,6 +119,8 @@ until grep -q '^held' "$dir/client-killed.log"; do
 	[ "$i" -le $((START_TIMEOUT_S * 10)) ] || fail "the holding client did not get its pages"
 	sleep 0.1
 done
+grep -q '^connect rc=0 connected=1' "$dir/client-killed.log" ||
+	fail "the holding client did not connect"
 kill -KILL "$killed"
 wait "$killed" 2>/dev/null
 exec 3>&-

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* hak-worker's scenarios under crashes and forks: victim, holder, fork. */
+/* hak-client's scenarios under crashes and forks: victim, holder, fork. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,7 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "worker.h"
+#include "client.h"
+#include "testutil.h"
 
 /* ------------------------------------------------------------ victim */
 
@@ -44,7 +45,7 @@ static void *victim_main(void *arg)
 	size_t size = classes[(a->t & 1) && nclasses > 1 ? 1 : 0];
 
 	if (!p)
-		fail("out of memory");
+		tu_fail("out of memory");
 	for (;;) {
 		for (unsigned i = 0; i < a->batch; i++) {
 			int how;
@@ -74,20 +75,20 @@ int cmd_victim(const struct opts *o)
 	int fd;
 
 	if (!o->state || n > MAX_THREADS)
-		fail("victim needs --state FILE and at most %d threads", MAX_THREADS);
+		tu_fail("victim needs --state FILE and at most %d threads", MAX_THREADS);
 	fd = open(o->state, O_RDWR | O_CLOEXEC);
 	st = fd < 0 ? MAP_FAILED
 		    : mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (st == MAP_FAILED)
-		fail("mapping %s: %s", o->state, strerror(errno));
+		tu_fail("mapping %s: %s", o->state, strerror(errno));
 	close(fd);
 	connect_or_fail(o);
 	for (unsigned t = 0; t < n; t++) {
 		args[t] = (struct victim_arg){st, t, o->count ? (unsigned)o->count : 256};
 		if (pthread_create(&th[t], NULL, victim_main, &args[t]) != 0)
-			fail("pthread_create");
+			tu_fail("pthread_create");
 	}
-	say("running threads=%u", n);
+	tu_say("running threads=%u", n);
 	for (unsigned t = 0; t < n; t++)
 		pthread_join(th[t], NULL);
 	return 0;
@@ -163,14 +164,14 @@ int cmd_holder(const struct opts *o)
 	char line[64];
 
 	if (n > MAX_THREADS)
-		fail("at most %d threads", MAX_THREADS);
+		tu_fail("at most %d threads", MAX_THREADS);
 	connect_or_fail(o);
 	for (unsigned t = 0; t < n; t++) {
 		args[t] = (struct holder_arg){t, o->window ? o->window : 16, &stop, 0, 0};
 		if (pthread_create(&th[t], NULL, holder_main, &args[t]) != 0)
-			fail("pthread_create");
+			tu_fail("pthread_create");
 	}
-	say("running threads=%u", n);
+	tu_say("running threads=%u", n);
 	for (read_cmd(line, sizeof(line)); line[0] && strcmp(line, "exit");
 	     read_cmd(line, sizeof(line)))
 		if (strcmp(line, "report") == 0)
@@ -182,17 +183,20 @@ int cmd_holder(const struct opts *o)
 		dirty += args[t].dirty;
 	}
 	print_stats("end");
-	say("ok allocs=%llu dirty=%llu", (unsigned long long)allocs, (unsigned long long)dirty);
+	tu_say("ok allocs=%llu dirty=%llu", (unsigned long long)allocs, (unsigned long long)dirty);
 	hak_client_unref(client);
 	return 0;
 }
 
 /* -------------------------------------------------------------- fork */
 
+/* Slots the fork child holds at once after it freed the parent's pages. */
+#define FORK_CHILD_CHURN 256u
+
 static void pipe_write(int fd, char c)
 {
 	if (write(fd, &c, 1) != 1)
-		fail("pipe write: %s", strerror(errno));
+		tu_fail("pipe write: %s", strerror(errno));
 }
 
 static void pipe_read(int fd, char want)
@@ -200,7 +204,7 @@ static void pipe_read(int fd, char want)
 	char c;
 
 	if (read(fd, &c, 1) != 1 || c != want)
-		fail("pipe: the other side of the fork went away");
+		tu_fail("pipe: the other side of the fork went away");
 }
 
 /* In a grandchild: touching a pool page of the parent must fault (the
@@ -211,33 +215,54 @@ static void check_parent_page_faults(void *p)
 	pid_t pid = fork();
 
 	if (pid < 0)
-		fail("fork: %s", strerror(errno));
+		tu_fail("fork: %s", strerror(errno));
 	if (pid == 0) {
 		signal(SIGSEGV, SIG_DFL);
 		*(volatile uint64_t *)p = 0xbadbadbadbadbadull;
 		_exit(0);
 	}
 	if (waitpid(pid, &status, 0) != pid)
-		fail("waitpid: %s", strerror(errno));
+		tu_fail("waitpid: %s", strerror(errno));
 	if (!WIFSIGNALED(status) || (WTERMSIG(status) != SIGSEGV && WTERMSIG(status) != SIGBUS))
-		fail("a fork child wrote into its parent's pool page %p (status %#x)", p, status);
+		tu_fail("a fork child wrote into its parent's pool page %p (status %#x)", p,
+			status);
 }
 
 /* Allocates until one allocation came from the child's own pool. */
 static void child_wait_pool(uint64_t tag, uint64_t *rng)
 {
-	uint64_t deadline = now_ms() + REACT_MS;
+	uint64_t deadline = tu_now_ms() + REACT_MS;
 
 	while (stats().alloc_ready == 0) {
 		struct held h;
 
-		if (now_ms() > deadline)
-			fail("the fork child got no page from a pool of its own in %d ms",
-			     REACT_MS);
+		if (tu_now_ms() > deadline)
+			tu_fail("the fork child got no page from a pool of its own in %d ms",
+				REACT_MS);
 		hold_n(&h, 1, tag, rng);
 		free_or_fail(h.p, h.size);
-		sleep_us(1000);
+		tu_sleep_ms(1);
 	}
+}
+
+/* More slots held at once than the library's local cache holds, so that
+ * their frees reach the return ring: if the child (wrongly) still had the
+ * parent's pool, the parent's daemon would take back slots the parent
+ * holds.  The smallest class: the most slots for the least time. */
+static void child_churn(uint64_t tag)
+{
+	static struct held h[FORK_CHILD_CHURN];
+
+	for (unsigned i = 0; i < FORK_CHILD_CHURN; i++) {
+		int how;
+
+		h[i].size = classes[0];
+		h[i].p = alloc_or_fail(h[i].size, 0, &how);
+		check_fresh(h[i].p, h[i].size, 0, how, tag);
+		*(uint64_t *)h[i].p = tag << TAG_SHIFT;
+	}
+	for (unsigned i = 0; i < FORK_CHILD_CHURN; i++)
+		free_or_fail(h[i].p, h[i].size);
 }
 
 struct fork_ctx {
@@ -262,6 +287,7 @@ static void fork_child(struct fork_ctx *x)
 	child_wait_pool(tag, &rng);
 	for (unsigned i = 0; i < x->np; i++)
 		hak_free(client, x->parent[i].p, x->parent[i].size);
+	child_churn(tag);
 	pipe_write(x->c2p[1], '1');
 	pipe_read(x->p2c[0], '2');
 	check_held_all(mine, m, tag, "fork child's page");
@@ -278,11 +304,11 @@ static void fork_round(struct fork_ctx *x, uint64_t *rng)
 	pid_t pid;
 
 	if (pipe(x->p2c) < 0 || pipe(x->c2p) < 0)
-		fail("pipe: %s", strerror(errno));
+		tu_fail("pipe: %s", strerror(errno));
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0)
-		fail("fork: %s", strerror(errno));
+		tu_fail("fork: %s", strerror(errno));
 	if (pid == 0)
 		fork_child(x);
 	pipe_read(x->c2p[0], '1');
@@ -292,7 +318,7 @@ static void fork_round(struct fork_ctx *x, uint64_t *rng)
 	m = hold_n(more, x->np, x->ptag, rng);
 	pipe_write(x->p2c[1], '2');
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail("fork child failed (status %#x)", status);
+		tu_fail("fork child failed (status %#x)", status);
 	check_held_all(more, m, x->ptag, "parent's page allocated after fork");
 	for (unsigned i = 0; i < m; i++)
 		free_or_fail(more[i].p, more[i].size);
@@ -334,7 +360,7 @@ int cmd_fork(const struct opts *o)
 	fill_random(x.large.p, x.large.size, x.ptag, &rng);
 	x.large.first = *(uint64_t *)x.large.p;
 	if (pthread_create(&noise, NULL, fork_noise, (void *)&stop) != 0)
-		fail("pthread_create");
+		tu_fail("pthread_create");
 	for (unsigned r = 0; r < (o->rounds ? o->rounds : 4); r++)
 		fork_round(&x, &rng);
 	stop = true;
@@ -344,7 +370,7 @@ int cmd_fork(const struct opts *o)
 		free_or_fail(x.parent[i].p, x.parent[i].size);
 	free_or_fail(x.large.p, x.large.size);
 	print_stats("parent");
-	say("ok rounds=%u", o->rounds ? o->rounds : 4);
+	tu_say("ok rounds=%u", o->rounds ? o->rounds : 4);
 	hak_client_unref(client);
 	return 0;
 }

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* hak-worker's scanning scenarios: stale, guard, cycles, hold. */
+/* hak-client's scenarios that check pages under load: stale, guard, cycles,
+ * hold. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "worker.h"
+#include "client.h"
+#include "testutil.h"
 
 /* stale: a fallback instead of a ready slot means the daemon is behind;
  * give it this long before the next allocation. */
@@ -29,11 +31,11 @@ static size_t stale_size(uint64_t *rng)
 	return classes[0];
 }
 
-static unsigned stale_flags(const char *mode, uint64_t *rng)
+static unsigned stale_flags(enum mode mode, uint64_t *rng)
 {
-	if (strcmp(mode, "dirty") == 0)
+	if (mode == MODE_DIRTY)
 		return HAK_ALLOC_DIRTY_OK;
-	if (strcmp(mode, "mixed") == 0)
+	if (mode == MODE_MIXED)
 		return xorshift(rng) & 1 ? HAK_ALLOC_DIRTY_OK : 0;
 	return 0;
 }
@@ -82,8 +84,8 @@ int cmd_stale(const struct opts *o)
 		tag = 1;
 	connect_or_fail(o);
 	start = stats().alloc_ready;
-	deadline = now_ms() + o->seconds * 1000ull;
-	say("ready tag=%#llx", (unsigned long long)tag);
+	deadline = tu_now_ms() + o->seconds * 1000ull;
+	tu_say("ready tag=%#llx", (unsigned long long)tag);
 	for (uint64_t i = 0; ready < o->count; i++) {
 		uint64_t before = ready;
 		unsigned flags = stale_step(o, &win[i % w], tag, &rng, &c);
@@ -94,13 +96,13 @@ int cmd_stale(const struct opts *o)
 		if (ready == before && !(flags & HAK_ALLOC_DIRTY_OK))
 			sleep_us(STALE_BACKOFF_US);
 		if (o->progress && ready >= next_progress) {
-			say("progress handoffs=%llu checked=%llu", (unsigned long long)ready,
-			    (unsigned long long)c.allocs);
+			tu_say("progress handoffs=%llu checked=%llu", (unsigned long long)ready,
+			       (unsigned long long)c.allocs);
 			next_progress += o->progress;
 		}
-		if (now_ms() > deadline)
-			fail("only %llu of %llu handoffs in %u s", (unsigned long long)ready,
-			     (unsigned long long)o->count, o->seconds);
+		if (tu_now_ms() > deadline)
+			tu_fail("only %llu of %llu handoffs in %u s", (unsigned long long)ready,
+				(unsigned long long)o->count, o->seconds);
 	}
 	for (unsigned k = 0; k < w; k++)
 		if (win[k].p) {
@@ -108,10 +110,10 @@ int cmd_stale(const struct opts *o)
 			free_or_fail(win[k].p, win[k].size);
 		}
 	print_stats("end");
-	say("ok handoffs=%llu checked=%llu zeroed=%llu dirty=%llu bytes=%llu",
-	    (unsigned long long)ready, (unsigned long long)c.allocs,
-	    (unsigned long long)c.zeroed_checked, (unsigned long long)c.dirty_checked,
-	    (unsigned long long)c.bytes_checked);
+	tu_say("ok handoffs=%llu checked=%llu zeroed=%llu dirty=%llu bytes=%llu",
+	       (unsigned long long)ready, (unsigned long long)c.allocs,
+	       (unsigned long long)c.zeroed_checked, (unsigned long long)c.dirty_checked,
+	       (unsigned long long)c.bytes_checked);
 	hak_client_unref(client);
 	return 0;
 }
@@ -124,7 +126,7 @@ int cmd_stale(const struct opts *o)
 static void guard_round(uint64_t want, uint64_t tag, struct held *keep)
 {
 	struct hak_client_stats st0 = stats(), st;
-	uint64_t deadline = now_ms() + 2 * REACT_MS, rng = tag * 7 + 1, n = 0;
+	uint64_t deadline = tu_now_ms() + 2 * REACT_MS, rng = tag * 7 + 1, n = 0;
 	struct held h = {0};
 
 	do {
@@ -137,18 +139,18 @@ static void guard_round(uint64_t want, uint64_t tag, struct held *keep)
 		free_or_fail(h.p, h.size);
 		st = stats();
 		if (st.alloc_ready - st0.alloc_ready < want && (n & 63) == 0)
-			sleep_us(1000);
-		if (now_ms() > deadline)
-			fail("the daemon served %llu of %llu slots in %d ms",
-			     (unsigned long long)(st.alloc_ready - st0.alloc_ready),
-			     (unsigned long long)want, 2 * REACT_MS);
+			tu_sleep_ms(1);
+		if (tu_now_ms() > deadline)
+			tu_fail("the daemon served %llu of %llu slots in %d ms",
+				(unsigned long long)(st.alloc_ready - st0.alloc_ready),
+				(unsigned long long)want, 2 * REACT_MS);
 	} while (st.alloc_ready - st0.alloc_ready < want);
 	for (unsigned i = 0; i < GUARD_HELD; i++)
 		check_held(&keep[i], "guard's held page");
-	say("ok round ready=%llu allocs=%llu mmap=%llu inline=%llu",
-	    (unsigned long long)(st.alloc_ready - st0.alloc_ready), (unsigned long long)n,
-	    (unsigned long long)(st.alloc_mmap - st0.alloc_mmap),
-	    (unsigned long long)(st.alloc_inline_zero - st0.alloc_inline_zero));
+	tu_say("ok round ready=%llu allocs=%llu mmap=%llu inline=%llu",
+	       (unsigned long long)(st.alloc_ready - st0.alloc_ready), (unsigned long long)n,
+	       (unsigned long long)(st.alloc_mmap - st0.alloc_mmap),
+	       (unsigned long long)(st.alloc_inline_zero - st0.alloc_inline_zero));
 }
 
 int cmd_guard(const struct opts *o)
@@ -167,7 +169,7 @@ int cmd_guard(const struct opts *o)
 		fill_random(keep[i].p, keep[i].size, tag, &rng);
 		keep[i].first = *(uint64_t *)keep[i].p;
 	}
-	say("ready");
+	tu_say("ready");
 	for (read_cmd(line, sizeof(line)); line[0]; read_cmd(line, sizeof(line))) {
 		if (strncmp(line, "round", 5) == 0)
 			guard_round(strtoull(line + 5, NULL, 10), tag, keep);
@@ -180,7 +182,7 @@ int cmd_guard(const struct opts *o)
 		check_held(&keep[i], "guard's held page");
 		free_or_fail(keep[i].p, keep[i].size);
 	}
-	say("ok");
+	tu_say("ok");
 	hak_client_unref(client);
 	return 0;
 }
@@ -205,8 +207,8 @@ int cmd_cycles(const struct opts *o)
 		free_or_fail(p, classes[0]);
 		hak_client_unref(client);
 	}
-	say("ok cycles=%llu connected=%llu", (unsigned long long)o->count,
-	    (unsigned long long)connected);
+	tu_say("ok cycles=%llu connected=%llu", (unsigned long long)o->count,
+	       (unsigned long long)connected);
 	return 0;
 }
 
@@ -221,7 +223,7 @@ static void make_idle(unsigned n, uint64_t tag, uint64_t *rng)
 	unsigned k;
 
 	if (!h)
-		fail("out of memory");
+		tu_fail("out of memory");
 	for (unsigned c = 0; c < nclasses; c++) {
 		uint64_t fallbacks = stats().alloc_mmap;
 
@@ -252,25 +254,25 @@ static void fresh_round(unsigned n, uint64_t tag)
 			free_or_fail(p, classes[c]);
 		}
 	st = stats();
-	say("ok fresh allocs=%u ready=%llu mmap=%llu", n * nclasses,
-	    (unsigned long long)(st.alloc_ready - st0.alloc_ready),
-	    (unsigned long long)(st.alloc_mmap - st0.alloc_mmap));
+	tu_say("ok fresh allocs=%u ready=%llu mmap=%llu", n * nclasses,
+	       (unsigned long long)(st.alloc_ready - st0.alloc_ready),
+	       (unsigned long long)(st.alloc_mmap - st0.alloc_mmap));
 }
 
 static void hold_command(const char *line, struct held *h, unsigned n, uint64_t tag, uint64_t *rng)
 {
 	if (strcmp(line, "check") == 0) {
 		check_held_all(h, n, tag, "held page");
-		say("ok check pages=%u", n);
+		tu_say("ok check pages=%u", n);
 	} else if (strncmp(line, "idle", 4) == 0) {
 		make_idle((unsigned)strtoul(line + 4, NULL, 10), tag, rng);
-		say("ok idle");
+		tu_say("ok idle");
 	} else if (strncmp(line, "fresh", 5) == 0) {
 		fresh_round((unsigned)strtoul(line + 5, NULL, 10), tag);
 	} else if (strcmp(line, "stats") == 0) {
 		print_stats("hold");
 	} else if (strcmp(line, "connected") == 0) {
-		say("connected %d", hak_client_is_connected(client));
+		tu_say("connected %d", hak_client_is_connected(client));
 	}
 }
 
@@ -282,19 +284,19 @@ int cmd_hold(const struct opts *o)
 	int r = open_client(o);
 	char line[64];
 
-	say("connect rc=%d connected=%d reason=\"%s\"", r, hak_client_is_connected(client),
-	    refusal);
+	tu_say("connect rc=%d connected=%d reason=\"%s\"", r, hak_client_is_connected(client),
+	       refusal);
 	if (nclasses == 0)
 		classes[nclasses++] = PAGE; /* not connected: any size works */
 	hold_n(h, n, tag, &rng);
-	say("held pages=%u", n);
+	tu_say("held pages=%u", n);
 	for (read_cmd(line, sizeof(line)); line[0] && strcmp(line, "exit");
 	     read_cmd(line, sizeof(line)))
 		hold_command(line, h, n, tag, &rng);
 	check_held_all(h, n, tag, "held page");
 	for (unsigned i = 0; i < n; i++)
 		free_or_fail(h[i].p, h[i].size);
-	say("ok");
+	tu_say("ok");
 	hak_client_unref(client);
 	return 0;
 }
