@@ -28,6 +28,7 @@
  * function) and completions (zeroing jobs and io_uring operations call
  * back the session that submitted them).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -35,6 +36,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -230,6 +233,42 @@ static int run(const struct options *o, struct conf *c)
 	return r < 0 ? EXIT_RUNTIME : EXIT_SUCCESS;
 }
 
+/* Closes every descriptor from first up, without close_range(2) (before
+ * Linux 5.9, or refused by a seccomp filter). */
+static void close_from_listed(int first)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name);
+
+		if (fd >= first && fd != dirfd(d))
+			close(fd);
+	}
+	closedir(d);
+}
+
+/*
+ * A descriptor inherited from whoever started us (a shell's fd 10 or 251,
+ * say) would stay open for the daemon's whole life, whatever it refers to.
+ * Kept: stdin, stdout, stderr and the sockets systemd passes (listen.c
+ * takes them later; sd_listen_fds(0) leaves the environment for it).
+ */
+static void close_inherited_fds(void)
+{
+	int n = sd_listen_fds(0);
+	int first = SD_LISTEN_FDS_START + (n > 0 ? n : 0);
+
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, (unsigned)first, ~0u, 0u) == 0)
+		return;
+#endif
+	close_from_listed(first);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {0};
@@ -238,6 +277,7 @@ int main(int argc, char **argv)
 
 	if (r >= 0)
 		return r;
+	close_inherited_fds();
 	log_init();
 	if (o.verbose)
 		log_set_level(LOG_DEBUG);

@@ -9,6 +9,9 @@
  *   zeroes needed    ready ring -> own freed slot zeroed here -> mmap
  *   dirty is fine    own freed slot -> ready ring -> mmap
  *
+ * A fallback mapping is recorded (fallback.c) and unmapped only whole, at
+ * the length it was mapped with.
+ *
  * A slot's life on this side: handed out (slot_state HELD, with the
  * generation it came with) -> freed into the local dirty cache -> returned
  * to the daemon in a batch, with that generation, when the cache is full.
@@ -128,16 +131,23 @@ static int pool_take(struct hak_client *c, struct hak_pool *p, struct hak_class_
 	return -EAGAIN;
 }
 
+/* A plain mapping, recorded so that hak_free unmaps it only whole. */
 static int map_fallback(struct hak_client *c, struct hak_pool *p, size_t size, enum hak_counter why,
 			void **out)
 {
+	uint64_t len;
 	void *m;
 
 	if (size > SIZE_MAX - HAK_PAGE_SIZE)
 		return -ENOMEM;
-	m = hak_map_private(hak_page_round(size), 0);
+	len = hak_page_round(size);
+	m = hak_map_private(len, 0);
 	if (!m)
 		return -ENOMEM;
+	if (hak_fallback_add(c, m, len) < 0) {
+		HAK_SYSCALL(munmap(m, len));
+		return -ENOMEM;
+	}
 	hak_count(c, p, why);
 	hak_monitor_child_restart(c);
 	*out = m;
@@ -160,7 +170,7 @@ HAK_EXPORT int hak_alloc(struct hak_client *c, size_t size, unsigned flags, void
 	struct hak_pool *p;
 	int ci, r;
 
-	if (!c || !out || size == 0)
+	if (!c || !out || size == 0 || (flags & ~HAK_ALLOC_KNOWN_FLAGS))
 		return -EINVAL;
 	p = hak_pool_current(c);
 	if (!p)
@@ -379,9 +389,10 @@ HAK_EXPORT int hak_free(struct hak_client *c, void *ptr, size_t size)
 	p = pool_of(c, ptr);
 	if (p)
 		return pool_free(c, p, ptr, size);
-	if ((uintptr_t)ptr % HAK_PAGE_SIZE || size > SIZE_MAX - HAK_PAGE_SIZE)
+	if (size > SIZE_MAX - HAK_PAGE_SIZE)
 		return -EINVAL;
-	r = HAK_SYSCALL(munmap(ptr, hak_page_round(size)));
+	/* Outside every pool: only a fallback this handle mapped, whole. */
+	r = hak_fallback_unmap(c, ptr, hak_page_round(size));
 	if (r < 0)
 		return r;
 	hak_count(c, hak_pool_current(c), HAK_CNT_FREE_MMAP);

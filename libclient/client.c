@@ -142,6 +142,7 @@ HAK_EXPORT int hak_client_new(struct hak_client **out)
 		return -ENOMEM;
 	c->refcount = 1;
 	pthread_mutex_init(&c->lock, NULL);
+	hak_fallback_init(c);
 	c->log_priority = log_priority_from_env();
 	c->mode = mode_from_env();
 	errno = saved; /* strtol may have set it */
@@ -151,6 +152,7 @@ HAK_EXPORT int hak_client_new(struct hak_client **out)
 	default_socket_path(c);
 	r = hak_fork_register(c);
 	if (r < 0) {
+		hak_fallback_fini(c);
 		pthread_mutex_destroy(&c->lock);
 		HAK_SYSCALL(munmap(c, sizeof(*c)));
 		return r;
@@ -181,6 +183,8 @@ static void client_free(struct hak_client *c)
 	pthread_mutex_unlock(&c->lock);
 	for (unsigned i = 0; i < c->npools; i++)
 		hak_pool_destroy(c->pools[i]);
+	/* The fallbacks themselves stay mapped: the caller holds them. */
+	hak_fallback_fini(c);
 	pthread_mutex_destroy(&c->lock);
 	munmap(c, sizeof(*c));
 	errno = saved;

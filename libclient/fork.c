@@ -8,7 +8,8 @@
  * One pthread_atfork registration serves every handle: a list of live
  * handles under a mutex.  prepare takes the list lock and then each handle's
  * lock, so no connect or reconnect is half done when the address space is
- * copied; the parent unlocks, the child re-initialises the locks (the
+ * copied, and each handle's fallback table lock, so no fallback table is
+ * half rewritten; the parent unlocks, the child re-initialises the locks (the
  * thread that held them in the parent does not exist in the child).
  */
 #include <errno.h>
@@ -56,14 +57,18 @@ static void hak_client_reset_in_child(struct hak_client *c)
 static void atfork_prepare(void)
 {
 	pthread_mutex_lock(&fork_lock);
-	for (struct hak_client *c = fork_list; c; c = c->fork_next)
+	for (struct hak_client *c = fork_list; c; c = c->fork_next) {
 		pthread_mutex_lock(&c->lock);
+		pthread_mutex_lock(&c->fb.lock);
+	}
 }
 
 static void atfork_parent(void)
 {
-	for (struct hak_client *c = fork_list; c; c = c->fork_next)
+	for (struct hak_client *c = fork_list; c; c = c->fork_next) {
+		pthread_mutex_unlock(&c->fb.lock);
 		pthread_mutex_unlock(&c->lock);
+	}
 	pthread_mutex_unlock(&fork_lock);
 }
 
@@ -73,6 +78,7 @@ static void atfork_child(void)
 
 	for (struct hak_client *c = fork_list; c; c = c->fork_next) {
 		hak_client_reset_in_child(c);
+		hak_fallback_reset_in_child(c);
 		pthread_mutex_init(&c->lock, NULL);
 	}
 	pthread_mutex_init(&fork_lock, NULL);

@@ -11,6 +11,7 @@
  *   prefault.c populating a new pool through io_uring, off the caller's thread
  *   local.c    local mode: a private pool whose daemon side is the monitor
  *   alloc.c    hak_alloc / hak_free: the hot path and its fallbacks
+ *   fallback.c the mmap fallbacks handed out, so hak_free unmaps only those
  *
  * Memory the library needs for itself (the handle, a pool's private state)
  * comes from anonymous mmap, never malloc: allocators link this library and
@@ -135,6 +136,23 @@ struct hak_monitor {
 	uint64_t next_try_ns; /* CLOCK_MONOTONIC */
 };
 
+/* One mmap fallback handed out: its address and page-rounded length. */
+struct hak_fallback_entry {
+	uintptr_t addr; /* 0: empty */
+	uint64_t len;
+};
+
+/* Every fallback of a handle still mapped (fallback.c). */
+struct hak_fallbacks {
+	pthread_mutex_t lock; /* never taken on the pool's path */
+	struct hak_fallback_entry *tab;
+	size_t cap; /* entries, a power of two; 0 before the first fallback */
+	size_t n;
+};
+
+/* hak_alloc() flags this version knows; any other bit is refused. */
+#define HAK_ALLOC_KNOWN_FLAGS (HAK_ALLOC_DIRTY_OK | HAK_ALLOC_POOL_ONLY)
+
 /* The mode asked for: hak_client_set_mode, else $HAK_MODE, else shared. */
 #define HAK_MODE_ENV "HAK_MODE"
 
@@ -166,6 +184,7 @@ struct hak_client {
 
 	struct hak_monitor mon;
 	struct hak_prefault pf;
+	struct hak_fallbacks fb;
 };
 
 /* ---- client.c ---- */
@@ -238,6 +257,17 @@ void *hak_map_private(size_t size, int extra_flags);
 
 int hak_fork_register(struct hak_client *c);
 void hak_fork_unregister(struct hak_client *c);
+
+/* ---- fallback.c ---- */
+
+void hak_fallback_init(struct hak_client *c);
+void hak_fallback_fini(struct hak_client *c);
+void hak_fallback_reset_in_child(struct hak_client *c);
+/* Records a mapping of len (page-rounded) bytes at addr: 0, or -ENOMEM. */
+int hak_fallback_add(struct hak_client *c, void *addr, uint64_t len);
+/* Unmaps a recorded fallback: 0; -EINVAL, touching nothing, unless addr is
+ * one and len its recorded length; or munmap's error. */
+int hak_fallback_unmap(struct hak_client *c, void *addr, uint64_t len);
 
 /* ---- pool.c ---- */
 

@@ -9,7 +9,9 @@
 #   CAP_IPC_LOCK only, no new privileges and a seccomp filter; `hakctl status`
 #   answers; `systemctl reload` keeps the same process; its log lines are in
 #   the journal; a crash is restarted (Restart=on-failure); `systemctl stop`
-#   stops it cleanly and the socket starts it again on the next connection.
+#   stops it cleanly and the socket starts it again on the next connection;
+#   then the checks of the files in MORE_CHECKS (cgroup.sh: a client's pool
+#   pages are charged to its own unit, a client over its MemoryMax=).
 #
 # Run by `make check-systemd` (not by `make check`).  Needs root,
 # systemd-nspawn, nsenter and overlayfs; the first run also needs debootstrap
@@ -45,6 +47,9 @@ CLIENT_SIZES="4096 65536 2097152 2101248"
 CT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 builddir=${abs_top_builddir:-$(pwd)}
+here=$(cd "$(dirname "$0")" && pwd)
+# Further checks, each in a file next to this script (see their headers).
+MORE_CHECKS="cgroup.sh"
 sysconfdir=${sysconfdir:-/etc}
 MAKE=${MAKE:-make}
 tmp=""
@@ -94,7 +99,7 @@ for tool in systemd-nspawn nsenter flock mountpoint; do
 done
 grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null ||
 	skip "no overlayfs in this kernel"
-for prog in hakzerod tests/systemd/sd-client; do
+for prog in hakzerod tests/systemd/sd-client tests/systemd/sd-hold; do
 	[ -x "$builddir/$prog" ] || fail_now "$builddir/$prog not built (make check-systemd builds it)"
 done
 
@@ -430,6 +435,12 @@ check "systemctl stop hakzerod stops it cleanly" stopped_cleanly
 check "the socket stays active" socket_active
 check "the next connection starts it again" ct hakctl status
 check "hakzerod.service active again" is_active active
+# More checks, a file each next to this script, sourced with the functions
+# and variables above at hand and the daemon running.
+for more in $MORE_CHECKS; do
+	# shellcheck source=/dev/null
+	. "$here/$more"
+done
 check "systemctl stop hakzerod.service hakzerod.socket" ct systemctl stop hakzerod.service hakzerod.socket
 t1=$(date +%s.%N)
 say "checks took $(echo "$t1 $t0" | awk '{ printf "%.1f", $1 - $2 }') s," \
