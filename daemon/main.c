@@ -16,6 +16,10 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
+/* A configuration error, as sysexits.h's EX_CONFIG: distinct from every
+ * other failure, so that the unit's RestartPreventExitStatus= does not
+ * restart a daemon that would only fail the same way again. */
+#define EXIT_CONFIG 78
 
 enum { OPT_CHECK_CONFIG = 256, OPT_BENCH_ZERO };
 
@@ -100,9 +104,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return -1;
 }
 
-static void report_stderr(void *data, const char *msg)
+/* At err priority: under systemd, `journalctl -p warning` shows it. */
+static void report_err(void *data, const char *msg)
 {
-	fprintf(stderr, "%s\n", msg);
+	log_msg(LOG_ERR, "%s", msg);
 }
 
 /* --config FILE, else the default file if it exists, else defaults. */
@@ -116,7 +121,7 @@ static int load_conf(const struct options *o, struct conf **out)
 		*out = conf_new_defaults();
 		return *out ? 0 : -ENOMEM;
 	}
-	return conf_load(path, report_stderr, NULL, out);
+	return conf_load(path, report_err, NULL, out);
 }
 
 static int bench_zero(void)
@@ -234,10 +239,10 @@ int main(int argc, char **argv)
 		if (r == 0)
 			printf("%s: OK\n", c->path);
 		conf_free(c);
-		return r == 0 ? EXIT_SUCCESS : EXIT_USAGE;
+		return r == 0 ? EXIT_SUCCESS : EXIT_CONFIG;
 	}
 	if (r < 0)
-		return EXIT_USAGE;
+		return EXIT_CONFIG;
 	r = run(&o, c);
 	log_fini();
 	return r;
