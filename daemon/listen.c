@@ -134,6 +134,18 @@ static int bind_own(struct server *srv)
 	return r;
 }
 
+int listen_check_free(const char *path)
+{
+	struct sockaddr_un sa;
+
+	if (sd_listen_fds(0) > 0 || make_addr(path, &sa) < 0)
+		return 0; /* systemd's socket, or bind_own reports it */
+	if (!someone_listens(&sa))
+		return 0;
+	log_msg(LOG_ERR, "cannot listen on %s: another hakzerod is running there", path);
+	return -EADDRINUSE;
+}
+
 int listen_init(struct server *srv)
 {
 	int r = from_systemd(srv);

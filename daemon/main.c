@@ -212,6 +212,10 @@ static int run(const struct options *o, struct conf *c)
 	}
 	if (!o->verbose)
 		log_set_level(c->log_level);
+	if (listen_check_free(c->socket) < 0) {
+		conf_free(c);
+		return EXIT_RUNTIME;
+	}
 	lock_memory();
 	raise_nofile();
 	r = server_init(&srv, c, o->config, o->socket, o->verbose);

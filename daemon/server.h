@@ -108,6 +108,10 @@ void server_count_offence(struct server *srv);
 /* ---- listen.c ---- */
 
 int listen_init(struct server *srv);
+/* Before anything slow (the zeroing measurement): -EADDRINUSE, logged, when
+ * a daemon already answers on path; 0 otherwise, or with a socket from
+ * systemd. */
+int listen_check_free(const char *path);
 void listen_fini(struct server *srv);
 
 /* ---- psi.c: memory-pressure trigger ---- */
