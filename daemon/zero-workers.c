@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -240,53 +241,125 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static void log_costs(const char *what, const double ns[ZERO_METHOD_NR])
+/* " nt 120 rep-stosb 95 memset 99": the measured methods' figures. */
+static const char *figures(char *line, size_t len, const double v[ZERO_METHOD_NR], int decimals)
 {
-	char line[128];
 	size_t n = 0;
 
 	line[0] = '\0';
-	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR && n < sizeof(line); m++)
-		if (ns[m] > 0)
-			n += (size_t)snprintf(line + n, sizeof(line) - n, " %s %.0f",
-					      zero_method_name(m), ns[m]);
-	log_msg(LOG_INFO, "zeroing end to end, ns per page, %s slots:%s", what, line);
+	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR && n < len; m++)
+		if (v[m] > 0)
+			n += (size_t)snprintf(line + n, len - n, " %s %.*f", zero_method_name(m),
+					      decimals, v[m]);
+	return line;
 }
 
-/* auto: the cheapest end to end (zero-pick.c), for small and for large
- * slots; the fastest by bandwidth where that cannot be measured.  A
- * configured method: that one for every slot. */
-static void pick_method(enum zero_method want)
+#define FIGURES_MAX 128
+#define NS_DECIMALS 0
+#define GBPS_DECIMALS 2
+
+/* Which methods, then why: from what figures, by which criterion, measured
+ * now or kept from an earlier start. */
+static void log_choice(const struct zero_pick *p, const char *dir, int e2e_err)
+{
+	char a[FIGURES_MAX], b[FIGURES_MAX];
+	const char *source = p->cached ? "kept from an earlier start"
+			     : dir     ? "measured now and kept"
+				       : "measured now";
+
+	log_msg(LOG_INFO, "zeroing with %s, and %s for slots of %uK and more (%s, %s)",
+		zero_method_name(p->small), zero_method_name(p->large), ZERO_LARGE_SLOT >> 10,
+		p->end_to_end ? "cheapest end to end" : "fastest by bandwidth", source);
+	if (p->end_to_end)
+		log_msg(LOG_INFO,
+			"zeroing: ns per page end to end, 4K slots:%s; 2M slots:%s; a method "
+			"within "
+			"%d%% of the cheapest is a tie, and a tie keeps the earlier choice%s%s%s",
+			figures(a, sizeof(a), p->small_ns, NS_DECIMALS),
+			figures(b, sizeof(b), p->large_ns, NS_DECIMALS), ZERO_PICK_MARGIN_PCT,
+			dir ? "; remove " : "", dir ? dir : "",
+			dir ? "/zero-method to measure again" : "");
+	else
+		log_msg(LOG_INFO,
+			"zeroing: GB/s:%s; a method within %d%% of the fastest is a tie, and a tie "
+			"keeps the earlier choice; end to end not measured: %s",
+			figures(a, sizeof(a), p->gbps, GBPS_DECIMALS), ZERO_PICK_MARGIN_PCT,
+			e2e_err == -ENOTSUP ? "no second CPU to run the client on"
+					    : strerror(-e2e_err));
+}
+
+/* $STATE_DIRECTORY: systemd's StateDirectory= (the first, if several). */
+static const char *state_dir(char *buf, size_t len)
+{
+	const char *env = getenv("STATE_DIRECTORY");
+
+	if (!env || !*env)
+		return NULL;
+	snprintf(buf, len, "%.*s", (int)strcspn(env, ":"), env);
+	return buf;
+}
+
+/* Measures bandwidth, then end to end; a near-tie keeps p->prev_*.
+ * Returns zero_pick_end_to_end's result. */
+static int measure_choice(struct zero_pick *p)
+{
+	double cost[ZERO_METHOD_NR] = {0};
+
+	memset(p->small_ns, 0, sizeof(p->small_ns));
+	memset(p->large_ns, 0, sizeof(p->large_ns));
+	p->end_to_end = false;
+	if (zero_measure(p->gbps) < 0)
+		memset(p->gbps, 0, sizeof(p->gbps));
+	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR; m++)
+		cost[m] = p->gbps[m] > 0 ? 1 / p->gbps[m] : 0;
+	p->small = p->large = zero_pick_cheapest(cost, ZERO_MEMSET, p->prev_small);
+	return zero_pick_end_to_end(p);
+}
+
+/* auto: the choice kept in the state directory for this CPU, when it was
+ * measured end to end; else the cheapest end to end (zero-pick.c), for
+ * small and for large slots, or the fastest by bandwidth where that cannot
+ * be measured, then kept.  A configured method: that one for every slot. */
+static void pick_auto(void)
 {
 	struct zero_pick p = {0};
+	char dirbuf[PATH_MAX], cpu[ZERO_CPU_MAX];
+	const char *dir = state_dir(dirbuf, sizeof(dirbuf));
+	int r = 0;
 
-	if (zero_measure(p.gbps) < 0)
-		memset(p.gbps, 0, sizeof(p.gbps));
+	zero_cache_cpu(cpu, sizeof(cpu));
+	if (!dir || zero_cache_load(dir, cpu, &p) < 0 || !p.end_to_end) {
+		/* A bandwidth-only choice is a tie-breaker for the next. */
+		p.prev_small = p.cached ? p.small : ZERO_AUTO;
+		p.prev_large = p.cached ? p.large : ZERO_AUTO;
+		p.cached = false;
+		r = measure_choice(&p);
+		if (dir && zero_cache_save(dir, cpu, &p) < 0)
+			log_msg(LOG_WARNING, "zeroing: cannot keep the choice in %s: %m", dir);
+	}
 	memcpy(zq.gbps, p.gbps, sizeof(zq.gbps));
-	p.small = p.large = zero_fastest(p.gbps);
-	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR; m++)
-		if (zero_method_supported(m))
-			log_msg(LOG_INFO, "zeroing bandwidth: %-9s %6.2f GB/s", zero_method_name(m),
-				zq.gbps[m]);
-	if (want != ZERO_AUTO && !zero_method_supported(want)) {
-		log_msg(LOG_WARNING, "zero_method %s is not supported on this CPU; using %s",
-			zero_method_name(want), zero_method_name(p.small));
-		want = p.small;
-	}
-	if (want != ZERO_AUTO) {
-		zq.method = zq.method_large = want;
-		log_msg(LOG_INFO, "zeroing with %s (configured)", zero_method_name(want));
-		return;
-	}
-	if (zero_pick_end_to_end(&p) == 0) {
-		log_costs("4K", p.small_ns);
-		log_costs("2M", p.large_ns);
-	}
 	zq.method = p.small;
 	zq.method_large = p.large;
-	log_msg(LOG_INFO, "zeroing with %s, and %s for slots of %uK and more (%s)",
-		zero_method_name(p.small), zero_method_name(p.large), ZERO_LARGE_SLOT >> 10,
-		p.end_to_end ? "cheapest end to end" : "fastest measured");
+	log_choice(&p, dir, r);
+}
+
+static void pick_method(enum zero_method want)
+{
+	if (want == ZERO_AUTO) {
+		pick_auto();
+		return;
+	}
+	if (zero_measure(zq.gbps) < 0)
+		memset(zq.gbps, 0, sizeof(zq.gbps));
+	if (!zero_method_supported(want)) {
+		enum zero_method best = zero_fastest(zq.gbps);
+
+		log_msg(LOG_WARNING, "zero_method %s is not supported on this CPU; using %s",
+			zero_method_name(want), zero_method_name(best));
+		want = best;
+	}
+	zq.method = zq.method_large = want;
+	log_msg(LOG_INFO, "zeroing with %s (configured)", zero_method_name(want));
 }
 
 static int start_threads(unsigned threads)

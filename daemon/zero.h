@@ -64,7 +64,36 @@ struct zero_pick {
 	double large_ns[ZERO_METHOD_NR];
 	enum zero_method small, large; /* the cheapest for each */
 	bool end_to_end;	       /* false: picked by bandwidth (one CPU only) */
+	/* The choice kept from before (zero-cache.c), ZERO_AUTO: none; a
+	 * near-tie keeps it. */
+	enum zero_method prev_small, prev_large;
+	bool cached; /* loaded from the state directory, not measured */
 };
+
+/* Methods within this many percent of the cheapest are a tie: runs on one
+ * machine differ by about as much (nt and rep stosb traded places from
+ * run to run). */
+#define ZERO_PICK_MARGIN_PCT 10
+
+/* The method with the lowest positive cost[] (fallback when none has
+ * one), except that a near-tie (within ZERO_PICK_MARGIN_PCT) goes to prev
+ * when it is among the tied, else to the first tied in enum order. */
+enum zero_method zero_pick_cheapest(const double cost[ZERO_METHOD_NR], enum zero_method fallback,
+				    enum zero_method prev);
+
+/* ---- the choice kept across starts (zero-cache.c) ---- */
+
+/* This machine's CPU, as the cache is keyed: the model name and the
+ * number of CPUs (a second CPU is what the end-to-end measurement needs). */
+#define ZERO_CPU_MAX 512
+int zero_cache_cpu(char *buf, size_t len);
+/* Loads into p the figures and the choice saved in dir for cpu, with
+ * p->cached set: 0; -ESTALE when the file is for another CPU, -ENOENT or
+ * -EINVAL when there is none or it is unreadable (p untouched). */
+int zero_cache_load(const char *dir, const char *cpu, struct zero_pick *p);
+/* Saves p's figures and picks for cpu in dir (atomically: a temporary
+ * file renamed).  Returns 0 or -errno. */
+int zero_cache_save(const char *dir, const char *cpu, const struct zero_pick *p);
 
 /* Measures every supported method end to end (zeroing on this CPU a region
  * another CPU dirtied, plus that CPU's writes afterwards) for small and
