@@ -245,8 +245,15 @@ int main(int argc, char **argv)
 		conf_free(c);
 		return r == 0 ? EXIT_SUCCESS : EXIT_CONFIG;
 	}
-	if (r < 0)
+	if (r < 0) {
+		r = listen_drain_passed();
+		if (r > 0)
+			log_msg(LOG_NOTICE,
+				"closed %d waiting connection%s: clients run in local mode until "
+				"the configuration is fixed",
+				r, r == 1 ? "" : "s");
 		return EXIT_CONFIG;
+	}
 	r = run(&o, c);
 	log_fini();
 	return r;
