@@ -299,9 +299,8 @@ static const char *state_dir(char *buf, size_t len)
 	return buf;
 }
 
-/* Measures bandwidth, then end to end; a near-tie keeps p->prev_*.
- * Returns zero_pick_end_to_end's result. */
-static int measure_choice(struct zero_pick *p)
+/* Measures bandwidth and picks by it; a near-tie keeps p->prev_small. */
+static void measure_bandwidth(struct zero_pick *p)
 {
 	double cost[ZERO_METHOD_NR] = {0};
 
@@ -313,7 +312,60 @@ static int measure_choice(struct zero_pick *p)
 	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR; m++)
 		cost[m] = p->gbps[m] > 0 ? 1 / p->gbps[m] : 0;
 	p->small = p->large = zero_pick_cheapest(cost, ZERO_MEMSET, p->prev_small);
-	return zero_pick_end_to_end(p);
+}
+
+/* The workers read the methods without a lock: a job started just before a
+ * change zeroes with the method before, which is as right. */
+static void apply_choice(const struct zero_pick *p)
+{
+	__atomic_store_n(&zq.method, p->small, __ATOMIC_RELAXED);
+	__atomic_store_n(&zq.method_large, p->large, __ATOMIC_RELAXED);
+}
+
+static void keep_choice(const struct zero_pick *p, const char *dir, const char *cpu, int e2e_err)
+{
+	if (dir && zero_cache_save(dir, cpu, p) < 0)
+		log_msg(LOG_WARNING, "zeroing: cannot keep the choice in %s: %m", dir);
+	apply_choice(p);
+	log_choice(p, dir, e2e_err);
+}
+
+/*
+ * Under systemd (a state directory), a choice not kept yet is measured end
+ * to end by a thread of its own while the daemon already serves with the
+ * bandwidth pick: the measurement takes up to a second on a busy machine,
+ * and the first client, whose connection started the daemon, would wait
+ * that long for its handshake (libhakclient gives up after one).  It runs
+ * once per CPU: later starts take the kept choice.
+ */
+static struct {
+	pthread_t thread;
+	bool running; /* main thread only */
+	struct zero_pick p;
+	char dir[PATH_MAX], cpu[ZERO_CPU_MAX];
+} later;
+
+static void *measure_later(void *arg)
+{
+	int r = zero_pick_end_to_end(&later.p);
+
+	keep_choice(&later.p, later.dir, later.cpu, r);
+	return NULL;
+}
+
+static bool start_measure_later(const struct zero_pick *p, const char *dir, const char *cpu)
+{
+	later.p = *p;
+	snprintf(later.dir, sizeof(later.dir), "%s", dir);
+	snprintf(later.cpu, sizeof(later.cpu), "%s", cpu);
+	if (pthread_create(&later.thread, NULL, measure_later, NULL) != 0)
+		return false;
+	later.running = true;
+	log_msg(LOG_INFO,
+		"zeroing with %s for now (fastest by bandwidth); measuring end to end meanwhile, "
+		"once for this CPU",
+		zero_method_name(p->small));
+	return true;
 }
 
 /* auto: the choice kept in the state directory for this CPU, when it was
@@ -325,22 +377,24 @@ static void pick_auto(void)
 	struct zero_pick p = {0};
 	char dirbuf[PATH_MAX], cpu[ZERO_CPU_MAX];
 	const char *dir = state_dir(dirbuf, sizeof(dirbuf));
-	int r = 0;
 
 	zero_cache_cpu(cpu, sizeof(cpu));
-	if (!dir || zero_cache_load(dir, cpu, &p) < 0 || !p.end_to_end) {
-		/* A bandwidth-only choice is a tie-breaker for the next. */
-		p.prev_small = p.cached ? p.small : ZERO_AUTO;
-		p.prev_large = p.cached ? p.large : ZERO_AUTO;
-		p.cached = false;
-		r = measure_choice(&p);
-		if (dir && zero_cache_save(dir, cpu, &p) < 0)
-			log_msg(LOG_WARNING, "zeroing: cannot keep the choice in %s: %m", dir);
+	if (dir && zero_cache_load(dir, cpu, &p) == 0 && p.end_to_end) {
+		memcpy(zq.gbps, p.gbps, sizeof(zq.gbps));
+		apply_choice(&p);
+		log_choice(&p, dir, 0);
+		return;
 	}
+	/* A bandwidth-only choice is a tie-breaker for the next. */
+	p.prev_small = p.cached ? p.small : ZERO_AUTO;
+	p.prev_large = p.cached ? p.large : ZERO_AUTO;
+	p.cached = false;
+	measure_bandwidth(&p);
 	memcpy(zq.gbps, p.gbps, sizeof(zq.gbps));
-	zq.method = p.small;
-	zq.method_large = p.large;
-	log_choice(&p, dir, r);
+	apply_choice(&p);
+	if (dir && start_measure_later(&p, dir, cpu))
+		return;
+	keep_choice(&p, dir, cpu, zero_pick_end_to_end(&p));
 }
 
 static void pick_method(enum zero_method want)
@@ -415,6 +469,9 @@ static void cancel_queued(void)
 
 void zero_stop(void)
 {
+	if (later.running)
+		pthread_join(later.thread, NULL);
+	later.running = false;
 	pthread_mutex_lock(&zq.lock);
 	zq.stopping = true;
 	pthread_cond_broadcast(&zq.cond);
@@ -488,17 +545,18 @@ void zero_get_stats(struct zero_stats *st)
 
 enum zero_method zero_current_method(void)
 {
-	return zq.method;
+	return __atomic_load_n(&zq.method, __ATOMIC_RELAXED);
 }
 
 enum zero_method zero_method_for(uint64_t slot_size)
 {
-	return slot_size < ZERO_LARGE_SLOT ? zq.method : zq.method_large;
+	return slot_size < ZERO_LARGE_SLOT ? __atomic_load_n(&zq.method, __ATOMIC_RELAXED)
+					   : __atomic_load_n(&zq.method_large, __ATOMIC_RELAXED);
 }
 
 double zero_current_gbps(void)
 {
-	return zq.gbps[zq.method];
+	return zq.gbps[zero_current_method()];
 }
 
 const double *zero_measured_gbps(void)
