@@ -430,6 +430,9 @@ check "systemctl stop hakzerod stops it cleanly" stopped_cleanly
 check "the socket stays active" socket_active
 check "the next connection starts it again" ct hakctl status
 check "hakzerod.service active again" is_active active
+# More checks, each file sourced here with ct, check and the helpers above.
+# shellcheck source=/dev/null
+. "${0%/*}/operator.sh"
 check "systemctl stop hakzerod.service hakzerod.socket" ct systemctl stop hakzerod.service hakzerod.socket
 t1=$(date +%s.%N)
 say "checks took $(echo "$t1 $t0" | awk '{ printf "%.1f", $1 - $2 }') s," \
