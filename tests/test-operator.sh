@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2015,SC2317 # ok() always succeeds; cleanup runs from the trap
 # What an operator meets first, without systemd:
 #
 #   a config error exits 78 (EX_CONFIG, the unit's RestartPreventExitStatus=)
