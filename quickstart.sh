@@ -17,7 +17,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and the tests need.
 DEB_BUILD="build-essential autoconf automake libtool pkg-config liburing-dev libsystemd-dev libcmocka-dev libjemalloc-dev"
-DEB_CHECK="xz-utils groff-base mandoc systemd-container debootstrap valgrind clang libclang-rt-14-dev"
+DEB_CHECK="xz-utils groff-base mandoc systemd-container debootstrap valgrind clang libclang-rt-14-dev python3-prometheus-client"
 
 die() {
 	echo "quickstart: $*" >&2

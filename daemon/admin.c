@@ -2,7 +2,8 @@
 /*
  * Admin requests (hakctl): status, clients, stats, trim.  Text for people,
  * or JSON (HAK_ADMIN_F_JSON): one object for status and stats, one object
- * per line for clients.  Allowed for root and members of admin_group.
+ * per line for clients.  Trim is for root and members of admin_group;
+ * status, clients and stats also for the members of the socket's group.
  */
 #include <errno.h>
 #include <grp.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "clients.h"
@@ -99,24 +102,58 @@ static bool user_in_group(uid_t uid, gid_t primary, gid_t gid)
 	return false;
 }
 
+/* Whether the peer is in group gid: its primary group, else the groups the
+ * kernel recorded at connect, else (old kernels) those of its pid or uid. */
+static bool peer_in_group(int fd, const struct ucred *cred, gid_t gid)
+{
+	int r;
+
+	if (cred->gid == gid)
+		return true;
+	r = peer_groups_contain(fd, gid);
+	if (r != -ENOPROTOOPT)
+		return r == 1;
+	r = cred->pid > 0 ? proc_groups_contain(cred->pid, gid) : -ESRCH;
+	if (r >= 0)
+		return r == 1;
+	return user_in_group(cred->uid, cred->gid, gid);
+}
+
 bool admin_allowed(const struct server *srv, int fd, const struct ucred *cred)
 {
 	const struct conf *c = srv->conf;
-	int r;
 
 	if (cred->uid == 0)
 		return true;
-	if (!c->admin_group)
-		return false;
-	if (cred->gid == c->admin_gid)
+	return c->admin_group && peer_in_group(fd, cred, c->admin_gid);
+}
+
+/* The group of the socket file: systemd's SocketGroup=, or socket_group
+ * (or else the daemon's own group).  -errno when it cannot be told. */
+static int socket_group(const struct server *srv, gid_t *gid)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	struct stat st;
+
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(srv->listen_w.fd, (struct sockaddr *)&sa, &len) < 0)
+		return -errno;
+	if (sa.sun_path[0] == '\0' || stat(sa.sun_path, &st) < 0)
+		return -ENOENT;
+	*gid = st.st_gid;
+	return 0;
+}
+
+/* Status, clients and stats: the admin, or a member of the socket's group,
+ * who may use the pool anyway.  Trim stays with the admin. */
+static bool reader_allowed(const struct server *srv, int fd, const struct ucred *cred)
+{
+	gid_t gid;
+
+	if (admin_allowed(srv, fd, cred))
 		return true;
-	r = peer_groups_contain(fd, c->admin_gid);
-	if (r != -ENOPROTOOPT)
-		return r == 1;
-	r = cred->pid > 0 ? proc_groups_contain(cred->pid, c->admin_gid) : -ESRCH;
-	if (r >= 0)
-		return r == 1;
-	return user_in_group(cred->uid, cred->gid, c->admin_gid);
+	return socket_group(srv, &gid) == 0 && peer_in_group(fd, cred, gid);
 }
 
 /* ---- status ---- */
@@ -319,11 +356,15 @@ int admin_handle(struct server *srv, int fd, const struct ucred *cred, uint32_t 
 {
 	bool json = flags & HAK_ADMIN_F_JSON;
 
-	if (!admin_allowed(srv, fd, cred)) {
+	bool reader = cmd == HAK_ADMIN_STATUS || cmd == HAK_ADMIN_CLIENTS || cmd == HAK_ADMIN_STATS;
+
+	if (!(reader ? reader_allowed : admin_allowed)(srv, fd, cred)) {
 		srv->st.admin_denied++;
-		strbuf_printf(o, "permission denied: admin requests need root%s%s",
+		strbuf_printf(o, "permission denied: %s needs root%s%s%s",
+			      reader ? "reading the daemon's state" : "trim",
 			      srv->conf->admin_group ? " or group " : "",
-			      srv->conf->admin_group ? srv->conf->admin_group : "");
+			      srv->conf->admin_group ? srv->conf->admin_group : "",
+			      reader ? " or the socket's group" : "");
 		return -EPERM;
 	}
 	switch (cmd) {

@@ -98,9 +98,12 @@ unsigned conf_geometry(const struct conf *c, uint64_t pool_bytes, struct hak_cla
 /* Slots a watermark percentage of nslots means: at least 1 for high. */
 uint32_t conf_watermark(unsigned pct, uint32_t nslots);
 
-/* Calls fn for each directive whose value differs between a and b, with
- * live = whether a running daemon can apply it. */
-void conf_diff(const struct conf *a, const struct conf *b,
-	       void (*fn)(void *data, const char *key, bool live), void *data);
+/* Receives a directive that changed, its value in the old and in the new
+ * config as the file writes them ("64M", "30s", "(unset)"), and live =
+ * whether a running daemon can apply it. */
+typedef void (*conf_diff_fn)(void *data, const char *key, const char *was, const char *now,
+			     bool live);
+/* Calls fn for each directive whose value differs between a and b. */
+void conf_diff(const struct conf *a, const struct conf *b, conf_diff_fn fn, void *data);
 
 #endif

@@ -134,6 +134,35 @@ static int bind_own(struct server *srv)
 	return r;
 }
 
+/* Accepts and closes every connection waiting on systemd's socket: a
+ * client gets EOF and goes on in local mode at once, and systemd, finding
+ * the queue empty, does not start the daemon again for them in a loop
+ * (until its trigger limit takes the socket down). */
+int listen_drain_passed(void)
+{
+	int fd = SD_LISTEN_FDS_START, n = 0, c;
+
+	if (sd_listen_fds(0) != 1 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+		return 0;
+	while ((c = accept4(fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		close(c);
+		n++;
+	}
+	return n;
+}
+
+int listen_check_free(const char *path)
+{
+	struct sockaddr_un sa;
+
+	if (sd_listen_fds(0) > 0 || make_addr(path, &sa) < 0)
+		return 0; /* systemd's socket, or bind_own reports it */
+	if (!someone_listens(&sa))
+		return 0;
+	log_msg(LOG_ERR, "cannot listen on %s: another hakzerod is running there", path);
+	return -EADDRINUSE;
+}
+
 int listen_init(struct server *srv)
 {
 	int r = from_systemd(srv);

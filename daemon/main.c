@@ -47,6 +47,10 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
+/* A configuration error, as sysexits.h's EX_CONFIG: distinct from every
+ * other failure, so that the unit's RestartPreventExitStatus= does not
+ * restart a daemon that would only fail the same way again. */
+#define EXIT_CONFIG 78
 
 enum { OPT_CHECK_CONFIG = 256, OPT_BENCH_ZERO };
 
@@ -131,9 +135,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return -1;
 }
 
-static void report_stderr(void *data, const char *msg)
+/* At err priority: under systemd, `journalctl -p warning` shows it. */
+static void report_err(void *data, const char *msg)
 {
-	fprintf(stderr, "%s\n", msg);
+	log_msg(LOG_ERR, "%s", msg);
 }
 
 static int bench_zero(void)
@@ -224,6 +229,10 @@ static int run(const struct options *o, struct conf *c)
 	}
 	if (!o->verbose)
 		log_set_level(c->log_level);
+	if (listen_check_free(c->socket) < 0) {
+		conf_free(c);
+		return EXIT_RUNTIME;
+	}
 	lock_memory();
 	raise_nofile();
 	r = server_init(&srv, c, o->config, o->socket, o->verbose);
@@ -283,15 +292,22 @@ int main(int argc, char **argv)
 		log_set_level(LOG_DEBUG);
 	if (o.bench_zero)
 		return bench_zero();
-	r = conf_load_default(o.config, report_stderr, NULL, &c);
+	r = conf_load_default(o.config, report_err, NULL, &c);
 	if (o.check_config) {
 		if (r == 0)
 			printf("%s: OK\n", c->path);
 		conf_free(c);
-		return r == 0 ? EXIT_SUCCESS : EXIT_USAGE;
+		return r == 0 ? EXIT_SUCCESS : EXIT_CONFIG;
 	}
-	if (r < 0)
-		return EXIT_USAGE;
+	if (r < 0) {
+		r = listen_drain_passed();
+		if (r > 0)
+			log_msg(LOG_NOTICE,
+				"closed %d waiting connection%s: clients run in local mode until "
+				"the configuration is fixed",
+				r, r == 1 ? "" : "s");
+		return EXIT_CONFIG;
+	}
 	r = run(&o, c);
 	log_fini();
 	return r;

@@ -189,12 +189,14 @@ static void report_to_log(void *data, const char *msg)
 	log_msg(LOG_ERR, "%s", msg);
 }
 
-static void log_changed(void *data, const char *key, bool live)
+static void log_changed(void *data, const char *key, const char *was, const char *now, bool live)
 {
 	if (live)
-		log_msg(LOG_INFO, "reload: %s changed", key);
+		log_msg(LOG_INFO, "reload: %s changed from %s to %s", key, was, now);
 	else
-		log_msg(LOG_WARNING, "reload: %s changed; it takes effect after a restart", key);
+		log_msg(LOG_WARNING,
+			"reload: %s changed from %s to %s; it takes effect after a restart", key,
+			was, now);
 }
 
 static void apply_conf(struct server *srv, struct conf *c)

@@ -92,6 +92,13 @@ void conn_bury(struct server *srv);
 /* ---- listen.c ---- */
 
 int listen_init(struct server *srv);
+/* Before anything slow (the zeroing measurement): -EADDRINUSE, logged, when
+ * a daemon already answers on path; 0 otherwise, or with a socket from
+ * systemd. */
+int listen_check_free(const char *path);
+/* Started by systemd but unable to serve (a config error): closes the
+ * connections waiting on its socket.  Returns how many. */
+int listen_drain_passed(void);
 void listen_fini(struct server *srv);
 
 /* ---- psi.c: memory-pressure trigger ---- */

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -240,53 +241,179 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static void log_costs(const char *what, const double ns[ZERO_METHOD_NR])
+/* " nt 120 rep-stosb 95 memset 99": the measured methods' figures. */
+static const char *figures(char *line, size_t len, const double v[ZERO_METHOD_NR], int decimals)
 {
-	char line[128];
 	size_t n = 0;
 
 	line[0] = '\0';
-	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR && n < sizeof(line); m++)
-		if (ns[m] > 0)
-			n += (size_t)snprintf(line + n, sizeof(line) - n, " %s %.0f",
-					      zero_method_name(m), ns[m]);
-	log_msg(LOG_INFO, "zeroing end to end, ns per page, %s slots:%s", what, line);
+	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR && n < len; m++)
+		if (v[m] > 0)
+			n += (size_t)snprintf(line + n, len - n, " %s %.*f", zero_method_name(m),
+					      decimals, v[m]);
+	return line;
 }
 
-/* auto: the cheapest end to end (zero-pick.c), for small and for large
- * slots; the fastest by bandwidth where that cannot be measured.  A
- * configured method: that one for every slot. */
-static void pick_method(enum zero_method want)
+#define FIGURES_MAX 128
+#define NS_DECIMALS 0
+#define GBPS_DECIMALS 2
+
+/* Which methods, then why: from what figures, by which criterion, measured
+ * now or kept from an earlier start. */
+static void log_choice(const struct zero_pick *p, const char *dir, int e2e_err)
+{
+	char a[FIGURES_MAX], b[FIGURES_MAX];
+	const char *source = p->cached ? "kept from an earlier start"
+			     : dir     ? "measured now and kept"
+				       : "measured now";
+
+	log_msg(LOG_INFO, "zeroing with %s, and %s for slots of %uK and more (%s, %s)",
+		zero_method_name(p->small), zero_method_name(p->large), ZERO_LARGE_SLOT >> 10,
+		p->end_to_end ? "cheapest end to end" : "fastest by bandwidth", source);
+	if (p->end_to_end)
+		log_msg(LOG_INFO,
+			"zeroing: ns per page end to end, 4K slots:%s; 2M slots:%s; a method "
+			"within "
+			"%d%% of the cheapest is a tie, and a tie keeps the earlier choice%s%s%s",
+			figures(a, sizeof(a), p->small_ns, NS_DECIMALS),
+			figures(b, sizeof(b), p->large_ns, NS_DECIMALS), ZERO_PICK_MARGIN_PCT,
+			dir ? "; remove " : "", dir ? dir : "",
+			dir ? "/zero-method to measure again" : "");
+	else
+		log_msg(LOG_INFO,
+			"zeroing: GB/s:%s; a method within %d%% of the fastest is a tie, and a tie "
+			"keeps the earlier choice; end to end not measured: %s",
+			figures(a, sizeof(a), p->gbps, GBPS_DECIMALS), ZERO_PICK_MARGIN_PCT,
+			e2e_err == -ENOTSUP ? "no second CPU to run the client on"
+					    : strerror(-e2e_err));
+}
+
+/* $STATE_DIRECTORY: systemd's StateDirectory= (the first, if several). */
+static const char *state_dir(char *buf, size_t len)
+{
+	const char *env = getenv("STATE_DIRECTORY");
+
+	if (!env || !*env)
+		return NULL;
+	snprintf(buf, len, "%.*s", (int)strcspn(env, ":"), env);
+	return buf;
+}
+
+/* Measures bandwidth and picks by it; a near-tie keeps p->prev_small. */
+static void measure_bandwidth(struct zero_pick *p)
+{
+	double cost[ZERO_METHOD_NR] = {0};
+
+	memset(p->small_ns, 0, sizeof(p->small_ns));
+	memset(p->large_ns, 0, sizeof(p->large_ns));
+	p->end_to_end = false;
+	if (zero_measure(p->gbps) < 0)
+		memset(p->gbps, 0, sizeof(p->gbps));
+	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR; m++)
+		cost[m] = p->gbps[m] > 0 ? 1 / p->gbps[m] : 0;
+	p->small = p->large = zero_pick_cheapest(cost, ZERO_MEMSET, p->prev_small);
+}
+
+/* The workers read the methods without a lock: a job started just before a
+ * change zeroes with the method before, which is as right. */
+static void apply_choice(const struct zero_pick *p)
+{
+	__atomic_store_n(&zq.method, p->small, __ATOMIC_RELAXED);
+	__atomic_store_n(&zq.method_large, p->large, __ATOMIC_RELAXED);
+}
+
+static void keep_choice(const struct zero_pick *p, const char *dir, const char *cpu, int e2e_err)
+{
+	if (dir && zero_cache_save(dir, cpu, p) < 0)
+		log_msg(LOG_WARNING, "zeroing: cannot keep the choice in %s: %m", dir);
+	apply_choice(p);
+	log_choice(p, dir, e2e_err);
+}
+
+/*
+ * Under systemd (a state directory), a choice not kept yet is measured end
+ * to end by a thread of its own while the daemon already serves with the
+ * bandwidth pick: the measurement takes up to a second on a busy machine,
+ * and the first client, whose connection started the daemon, would wait
+ * that long for its handshake (libhakclient gives up after one).  It runs
+ * once per CPU: later starts take the kept choice.
+ */
+static struct {
+	pthread_t thread;
+	bool running; /* main thread only */
+	struct zero_pick p;
+	char dir[PATH_MAX], cpu[ZERO_CPU_MAX];
+} later;
+
+static void *measure_later(void *arg)
+{
+	int r = zero_pick_end_to_end(&later.p);
+
+	keep_choice(&later.p, later.dir, later.cpu, r);
+	return NULL;
+}
+
+static bool start_measure_later(const struct zero_pick *p, const char *dir, const char *cpu)
+{
+	later.p = *p;
+	snprintf(later.dir, sizeof(later.dir), "%s", dir);
+	snprintf(later.cpu, sizeof(later.cpu), "%s", cpu);
+	if (pthread_create(&later.thread, NULL, measure_later, NULL) != 0)
+		return false;
+	later.running = true;
+	log_msg(LOG_INFO,
+		"zeroing with %s for now (fastest by bandwidth); measuring end to end meanwhile, "
+		"once for this CPU",
+		zero_method_name(p->small));
+	return true;
+}
+
+/* auto: the choice kept in the state directory for this CPU, when it was
+ * measured end to end; else the cheapest end to end (zero-pick.c), for
+ * small and for large slots, or the fastest by bandwidth where that cannot
+ * be measured, then kept.  A configured method: that one for every slot. */
+static void pick_auto(void)
 {
 	struct zero_pick p = {0};
+	char dirbuf[PATH_MAX], cpu[ZERO_CPU_MAX];
+	const char *dir = state_dir(dirbuf, sizeof(dirbuf));
 
-	if (zero_measure(p.gbps) < 0)
-		memset(p.gbps, 0, sizeof(p.gbps));
-	memcpy(zq.gbps, p.gbps, sizeof(zq.gbps));
-	p.small = p.large = zero_fastest(p.gbps);
-	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR; m++)
-		if (zero_method_supported(m))
-			log_msg(LOG_INFO, "zeroing bandwidth: %-9s %6.2f GB/s", zero_method_name(m),
-				zq.gbps[m]);
-	if (want != ZERO_AUTO && !zero_method_supported(want)) {
-		log_msg(LOG_WARNING, "zero_method %s is not supported on this CPU; using %s",
-			zero_method_name(want), zero_method_name(p.small));
-		want = p.small;
-	}
-	if (want != ZERO_AUTO) {
-		zq.method = zq.method_large = want;
-		log_msg(LOG_INFO, "zeroing with %s (configured)", zero_method_name(want));
+	zero_cache_cpu(cpu, sizeof(cpu));
+	if (dir && zero_cache_load(dir, cpu, &p) == 0 && p.end_to_end) {
+		memcpy(zq.gbps, p.gbps, sizeof(zq.gbps));
+		apply_choice(&p);
+		log_choice(&p, dir, 0);
 		return;
 	}
-	if (zero_pick_end_to_end(&p) == 0) {
-		log_costs("4K", p.small_ns);
-		log_costs("2M", p.large_ns);
+	/* A bandwidth-only choice is a tie-breaker for the next. */
+	p.prev_small = p.cached ? p.small : ZERO_AUTO;
+	p.prev_large = p.cached ? p.large : ZERO_AUTO;
+	p.cached = false;
+	measure_bandwidth(&p);
+	memcpy(zq.gbps, p.gbps, sizeof(zq.gbps));
+	apply_choice(&p);
+	if (dir && start_measure_later(&p, dir, cpu))
+		return;
+	keep_choice(&p, dir, cpu, zero_pick_end_to_end(&p));
+}
+
+static void pick_method(enum zero_method want)
+{
+	if (want == ZERO_AUTO) {
+		pick_auto();
+		return;
 	}
-	zq.method = p.small;
-	zq.method_large = p.large;
-	log_msg(LOG_INFO, "zeroing with %s, and %s for slots of %uK and more (%s)",
-		zero_method_name(p.small), zero_method_name(p.large), ZERO_LARGE_SLOT >> 10,
-		p.end_to_end ? "cheapest end to end" : "fastest measured");
+	if (zero_measure(zq.gbps) < 0)
+		memset(zq.gbps, 0, sizeof(zq.gbps));
+	if (!zero_method_supported(want)) {
+		enum zero_method best = zero_fastest(zq.gbps);
+
+		log_msg(LOG_WARNING, "zero_method %s is not supported on this CPU; using %s",
+			zero_method_name(want), zero_method_name(best));
+		want = best;
+	}
+	zq.method = zq.method_large = want;
+	log_msg(LOG_INFO, "zeroing with %s (configured)", zero_method_name(want));
 }
 
 static int start_threads(unsigned threads)
@@ -342,6 +469,9 @@ static void cancel_queued(void)
 
 void zero_stop(void)
 {
+	if (later.running)
+		pthread_join(later.thread, NULL);
+	later.running = false;
 	pthread_mutex_lock(&zq.lock);
 	zq.stopping = true;
 	pthread_cond_broadcast(&zq.cond);
@@ -415,17 +545,18 @@ void zero_get_stats(struct zero_stats *st)
 
 enum zero_method zero_current_method(void)
 {
-	return zq.method;
+	return __atomic_load_n(&zq.method, __ATOMIC_RELAXED);
 }
 
 enum zero_method zero_method_for(uint64_t slot_size)
 {
-	return slot_size < ZERO_LARGE_SLOT ? zq.method : zq.method_large;
+	return slot_size < ZERO_LARGE_SLOT ? __atomic_load_n(&zq.method, __ATOMIC_RELAXED)
+					   : __atomic_load_n(&zq.method_large, __ATOMIC_RELAXED);
 }
 
 double zero_current_gbps(void)
 {
-	return zq.gbps[zq.method];
+	return zq.gbps[zero_current_method()];
 }
 
 const double *zero_measured_gbps(void)

@@ -19,6 +19,20 @@
  * false on error.  p is page-aligned. */
 bool zero_all_resident(void *p, size_t len);
 
+/* ---- the choice kept across starts (zero-cache.c) ---- */
+
+/* This machine's CPU, as the cache is keyed: the model name and the
+ * number of CPUs (a second CPU is what the end-to-end measurement needs). */
+#define ZERO_CPU_MAX 512
+int zero_cache_cpu(char *buf, size_t len);
+/* Loads into p the figures and the choice saved in dir for cpu, with
+ * p->cached set: 0; -ESTALE when the file is for another CPU, -ENOENT or
+ * -EINVAL when there is none or it is unreadable (p untouched). */
+int zero_cache_load(const char *dir, const char *cpu, struct zero_pick *p);
+/* Saves p's figures and picks for cpu in dir (atomically: a temporary
+ * file renamed).  Returns 0 or -errno. */
+int zero_cache_save(const char *dir, const char *cpu, const struct zero_pick *p);
+
 /* ---- workers (zero-workers.c) ---- */
 
 /* A job is at most ZERO_JOB_SLOTS slots and, past its first slot, at most

@@ -10,6 +10,7 @@
  * formatting work on it.
  */
 #include <errno.h>
+#include <string.h>
 
 #include "conf.h"
 #include "fuzz.h"
@@ -37,9 +38,11 @@ static void on_error(void *data, const char *msg)
 	(*n)++;
 }
 
-static void on_diff(void *data, const char *key, bool live)
+static void on_diff(void *data, const char *key, const char *was, const char *now, bool live)
 {
 	FUZZ_CHECK(key && *key, "conf_diff named no directive");
+	FUZZ_CHECK(was && now && strcmp(was, now) != 0, "conf_diff: %s changed to the same text",
+		   key);
 }
 
 static void check_classes(const struct conf *c)

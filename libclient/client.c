@@ -13,6 +13,7 @@
 
 #define HAK_LOG_ENV "HAKCLIENT_LOG"
 #define HAK_LOG_DEFAULT LOG_ERR
+#define HAK_LOG_LINE_MAX 512
 
 __thread unsigned hak_tls_shard __attribute__((tls_model("initial-exec")));
 static unsigned next_shard;
@@ -69,6 +70,33 @@ static const struct {
 	{"warn", LOG_WARNING}, {"notice", LOG_NOTICE}, {"info", LOG_INFO},
 	{"debug", LOG_DEBUG},
 };
+
+static const char *const prio_names[] = {"emerg",   "alert",  "crit", "err",
+					 "warning", "notice", "info", "debug"};
+
+/*
+ * The log function while the application has installed none and
+ * $HAKCLIENT_LOG is set: the operator asked to see why a program went
+ * local, and the program may not know this library.  One write(2) of a
+ * line formatted on the stack: no stdio lock, no malloc (this may run
+ * inside an allocator).
+ */
+__attribute__((format(printf, 6, 0))) static void log_stderr(void *data, int prio, const char *file,
+							     int line, const char *fn,
+							     const char *fmt, va_list ap)
+{
+	char msg[HAK_LOG_LINE_MAX];
+	int n = snprintf(msg, sizeof(msg), "libhakclient[%d]: %s: ", (int)getpid(),
+			 prio >= LOG_EMERG && prio <= LOG_DEBUG ? prio_names[prio] : "?");
+
+	if (n < 0 || (size_t)n >= sizeof(msg) - 1)
+		return;
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n - 1, fmt, ap);
+	n = (int)strlen(msg);
+	msg[n++] = '\n';
+	if (write(STDERR_FILENO, msg, (size_t)n) < 0)
+		return; /* nowhere left to say it */
+}
 
 /* $HAKCLIENT_LOG: a syslog level name or number; anything else is ignored. */
 static int log_priority_from_env(void)
@@ -144,6 +172,8 @@ HAK_EXPORT int hak_client_new(struct hak_client **out)
 	pthread_mutex_init(&c->lock, NULL);
 	hak_fallback_init(c);
 	c->log_priority = log_priority_from_env();
+	if (secure_getenv(HAK_LOG_ENV))
+		c->log_fn = log_stderr;
 	c->mode = mode_from_env();
 	errno = saved; /* strtol may have set it */
 	c->sock = -1;

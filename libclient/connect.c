@@ -175,7 +175,7 @@ static int connect_shared(struct hak_client *c)
 	}
 	r = handshake(c, &sock, &p);
 	if (r < 0) {
-		hak_dbg(c, "connecting to %s failed: error %d", c->socket_path, -r);
+		hak_dbg(c, "connecting to %s failed: %s", c->socket_path, strerror(-r));
 		return r;
 	}
 	publish_pool(c, p, sock);

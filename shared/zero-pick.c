@@ -174,22 +174,24 @@ static int client_start(struct pick_client *c, int cpu, pthread_t *t)
 }
 
 /* Another CPU this process may run on, with this thread pinned to the one
- * it is on (saved: its mask before); -1 when there is no other. */
+ * it is on (saved: its mask before); -ENOTSUP when there is none, -errno
+ * when pinning is refused (a system-call filter without
+ * sched_setaffinity). */
 static int other_cpu(cpu_set_t *saved)
 {
 	int me = sched_getcpu();
 	cpu_set_t one;
 
 	if (me < 0 || sched_getaffinity(0, sizeof(*saved), saved) < 0)
-		return -1;
+		return -ENOTSUP;
 	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
 		if (cpu == me || !CPU_ISSET(cpu, saved))
 			continue;
 		CPU_ZERO(&one);
 		CPU_SET(me, &one);
-		return sched_setaffinity(0, sizeof(one), &one) < 0 ? -1 : cpu;
+		return sched_setaffinity(0, sizeof(one), &one) < 0 ? -errno : cpu;
 	}
-	return -1;
+	return -ENOTSUP;
 }
 
 /* One round of one method and slot size: ns per 4 KiB page. */
@@ -214,13 +216,25 @@ static void keep_best(double *best, int64_t v)
 		*best = (double)v;
 }
 
-static enum zero_method cheapest(const double ns[ZERO_METHOD_NR], enum zero_method fallback)
+enum zero_method zero_pick_cheapest(const double cost[ZERO_METHOD_NR], enum zero_method fallback,
+				    enum zero_method prev)
 {
 	enum zero_method best = fallback;
 
 	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR; m++)
-		if (ns[m] > 0 && (ns[best] <= 0 || ns[m] < ns[best]))
+		if (cost[m] > 0 && (cost[best] <= 0 || cost[m] < cost[best]))
 			best = m;
+	if (cost[best] <= 0)
+		return best;
+	/* A near-tie is noise: it keeps the previous choice, or else goes
+	 * to the first method in enum order, never to whichever won this
+	 * run by a few percent. */
+	if (prev != ZERO_AUTO && cost[prev] > 0 &&
+	    cost[prev] * 100 <= cost[best] * (100 + ZERO_PICK_MARGIN_PCT))
+		return prev;
+	for (int m = ZERO_AUTO + 1; m < ZERO_METHOD_NR; m++)
+		if (cost[m] > 0 && cost[m] * 100 <= cost[best] * (100 + ZERO_PICK_MARGIN_PCT))
+			return m;
 	return best;
 }
 
@@ -243,8 +257,8 @@ static void measure_all(struct zero_pick *p, char *region, int cpu)
 	}
 	command(&c, CMD_EXIT);
 	pthread_join(t, NULL);
-	p->small = cheapest(p->small_ns, p->small);
-	p->large = cheapest(p->large_ns, p->large);
+	p->small = zero_pick_cheapest(p->small_ns, p->small, p->prev_small);
+	p->large = zero_pick_cheapest(p->large_ns, p->large, p->prev_large);
 	p->end_to_end = p->small_ns[p->small] > 0 && p->large_ns[p->large] > 0;
 }
 
@@ -255,7 +269,7 @@ int zero_pick_end_to_end(struct zero_pick *p)
 	char *region;
 
 	if (cpu < 0)
-		return -ENOTSUP;
+		return cpu;
 	region =
 		mmap(NULL, PICK_REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (region != MAP_FAILED) {

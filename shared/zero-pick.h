@@ -35,7 +35,22 @@ struct zero_pick {
 	double large_ns[ZERO_METHOD_NR];
 	enum zero_method small, large; /* the cheapest for each */
 	bool end_to_end;	       /* false: picked by bandwidth (one CPU only) */
+	/* The choice kept from before (the daemon's cache), ZERO_AUTO: none;
+	 * a near-tie keeps it. */
+	enum zero_method prev_small, prev_large;
+	bool cached; /* loaded from the state directory, not measured */
 };
+
+/* Methods within this many percent of the cheapest are a tie: runs on one
+ * machine differ by about as much (nt and rep stosb traded places from
+ * run to run). */
+#define ZERO_PICK_MARGIN_PCT 10
+
+/* The method with the lowest positive cost[] (fallback when none has
+ * one), except that a near-tie (within ZERO_PICK_MARGIN_PCT) goes to prev
+ * when it is among the tied, else to the first tied in enum order. */
+enum zero_method zero_pick_cheapest(const double cost[ZERO_METHOD_NR], enum zero_method fallback,
+				    enum zero_method prev);
 
 /* Measures every supported method end to end (zeroing on this CPU a region
  * another CPU dirtied, plus that CPU's writes afterwards) for small and

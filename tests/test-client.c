@@ -23,6 +23,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -648,6 +649,60 @@ static void test_env(void **state)
 	fake_stop(&f);
 }
 
+/* HAKCLIENT_LOG with no log function installed: the operator sees on
+ * stderr why the program went local. */
+static void test_env_log_stderr(void **state)
+{
+	char path[] = "/tmp/hak-test-stderr.XXXXXX", out[1024] = "";
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+	struct hak_client *c;
+	ssize_t n;
+
+	assert_true(fd >= 0 && saved >= 0);
+	unlink(path);
+	setenv("HAKZEROD_SOCKET", "/nonexistent/hakzerod.sock", 1);
+	setenv("HAKCLIENT_LOG", "debug", 1);
+	assert_int_equal(hak_client_new(&c), 0);
+	unsetenv("HAKZEROD_SOCKET");
+	unsetenv("HAKCLIENT_LOG");
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	assert_true(hak_client_connect(c) < 0);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	n = pread(fd, out, sizeof(out) - 1, 0);
+	close(fd);
+	assert_true(n > 0);
+	assert_non_null(strstr(out, "libhakclient["));
+	assert_non_null(strstr(out, "/nonexistent/hakzerod.sock"));
+	assert_non_null(strstr(out, "No such file or directory"));
+	assert_null(hak_client_unref(c));
+}
+
+/* Without HAKCLIENT_LOG the library stays silent: it never prints unasked. */
+static void test_silent_by_default(void **state)
+{
+	char path[] = "/tmp/hak-test-stderr.XXXXXX";
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+	struct hak_client *c;
+	struct stat st;
+
+	assert_true(fd >= 0 && saved >= 0);
+	unlink(path);
+	unsetenv("HAKCLIENT_LOG");
+	setenv("HAKZEROD_SOCKET", "/nonexistent/hakzerod.sock", 1);
+	assert_int_equal(hak_client_new(&c), 0);
+	unsetenv("HAKZEROD_SOCKET");
+	hak_client_set_log_priority(c, LOG_DEBUG);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	assert_true(hak_client_connect(c) < 0);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	assert_int_equal(fstat(fd, &st), 0);
+	close(fd);
+	assert_int_equal(st.st_size, 0);
+	assert_null(hak_client_unref(c));
+}
+
 /* ---- tests: with the fake daemon ---- */
 
 static void test_ready_zero(void **state)
@@ -1232,6 +1287,8 @@ int main(void)
 		cmocka_unit_test(test_unsealed_pool_refused),
 		cmocka_unit_test(test_map_failure),
 		cmocka_unit_test(test_env),
+		cmocka_unit_test(test_env_log_stderr),
+		cmocka_unit_test(test_silent_by_default),
 		cmocka_unit_test(test_ready_zero),
 		cmocka_unit_test(test_free_cache_then_return),
 		cmocka_unit_test(test_generation_follows_slot),

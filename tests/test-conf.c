@@ -339,11 +339,57 @@ static void test_geometry(void **state)
 	conf_free(c);
 }
 
-static void count_diff(void *data, const char *key, bool live)
+static void count_diff(void *data, const char *key, const char *was, const char *now, bool live)
 {
 	unsigned *n = data;
 
 	n[live]++;
+}
+
+struct change {
+	char key[32], was[64], now[64];
+	unsigned n;
+};
+
+static void keep_change(void *data, const char *key, const char *was, const char *now, bool live)
+{
+	struct change *ch = data;
+
+	snprintf(ch->key, sizeof(ch->key), "%s", key);
+	snprintf(ch->was, sizeof(ch->was), "%s", was);
+	snprintf(ch->now, sizeof(ch->now), "%s", now);
+	ch->n++;
+}
+
+/* A reload says what a value was and what it is now, as the file writes it. */
+static void test_diff_values(void **state)
+{
+	static const struct {
+		const char *line, *key, *was, *now;
+	} cases[] = {
+		{"pool_size 128M\n", "pool_size", "64M", "128M"},
+		{"trim_idle 1500ms\n", "trim_idle", "30s", "1500ms"},
+		{"global_budget 2G\n", "global_budget", "25%", "2G"},
+		{"admin_group root\n", "admin_group", "(unset)", "root"},
+		{"class 4K 100%\n", "class", "4K 25%, 64K 25%, 2M 25%, 2052K 25%", "4K 100%"},
+		{"log_level debug\n", "log_level", "info", "debug"},
+	};
+	struct conf *old = conf_new_defaults();
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct conf *c = NULL;
+		struct change ch = {0};
+		struct errors e;
+
+		assert_int_equal(parse(cases[i].line, &e, &c), 0);
+		conf_diff(old, c, keep_change, &ch);
+		assert_int_equal(ch.n, 1);
+		assert_string_equal(ch.key, cases[i].key);
+		assert_string_equal(ch.was, cases[i].was);
+		assert_string_equal(ch.now, cases[i].now);
+		conf_free(c);
+	}
+	conf_free(old);
 }
 
 static void test_reload_helpers(void **state)
@@ -392,6 +438,7 @@ int main(void)
 		cmocka_unit_test(test_geometry),
 		cmocka_unit_test(test_reload_helpers),
 		cmocka_unit_test(test_load_missing_file),
+		cmocka_unit_test(test_diff_values),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,6 +40,9 @@
 /* The daemon's descriptors may differ by this much from the baseline:
  * nothing (a connection being closed as we look is waited for). */
 #define FD_SLACK 0
+/* The socket's group in these tests: not the harness's admin_group (root's
+ * group) nor nobody's, so that reading and trimming are told apart. */
+#define READER_GROUP "daemon"
 /* Private memory the daemon may keep after 1,000 sessions (malloc's
  * arenas, the log): anything more is a leak. */
 #define RSS_SLACK (4u << 20)
@@ -117,7 +120,8 @@ static int group_setup(void **state)
 		     "ready_low 10%%\n"
 		     "ready_high 25%%\n"
 		     "zero_threads 1\n"
-		     "max_clients %u\n",
+		     "max_clients %u\n"
+		     "socket_group " READER_GROUP "\n",
 		     POOL_MAX, MAX_CLIENTS);
 	h_daemon_start();
 	guard = h_client("guard", "guard", "--pattern", "0x6a", NULL);
@@ -515,6 +519,44 @@ static void test_admin_group_at_connect(void **state)
 	assert_delta("admin_denied", d0, h_stats_u64("admin_denied"), 0);
 }
 
+/* A member of the socket's group (socket_group, as systemd's SocketGroup=)
+ * who may use the pool may also read the daemon's state: status, clients
+ * and stats; trim stays with root and admin_group. */
+static void test_reader_group(void **state)
+{
+	struct group *gr = getgrnam(READER_GROUP);
+	uint64_t d0 = h_stats_u64("admin_denied");
+	int status;
+	pid_t pid;
+
+	if (geteuid() != 0 || !gr) {
+		fprintf(stderr,
+			"  not root or no group " READER_GROUP ": cannot ask as a member\n");
+		skip();
+	}
+	h_check(chmod(h_env.dir, 0711) == 0, "chmod: %s", strerror(errno));
+	pid = fork();
+	h_check(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		char out[H_JSON];
+		gid_t g = gr->gr_gid;
+
+		if (setgroups(1, &g) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+			_exit(3);
+		if (h_admin(HAK_ADMIN_STATUS, 0, out, sizeof(out)) != 0 ||
+		    !h_json_has(out, "clients"))
+			_exit(4);
+		if (h_admin(HAK_ADMIN_STATS, 0, out, sizeof(out)) != 0 ||
+		    h_admin(HAK_ADMIN_CLIENTS, 0, out, sizeof(out)) != 0)
+			_exit(5);
+		_exit(h_admin(HAK_ADMIN_TRIM, 0, out, sizeof(out)) == -EPERM ? 0 : 6);
+	}
+	h_check(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		"a member of " READER_GROUP " could not read, or could trim (status %#x)", status);
+	chmod(h_env.dir, 0700);
+	assert_delta("admin_denied", d0, h_stats_u64("admin_denied"), 1);
+}
+
 static void test_seals(void **state)
 {
 	struct counts c0 = counts_now(), c1;
@@ -547,6 +589,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_doorbell_flood, h_test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_seals, h_test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_admin_denied, h_test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_reader_group, h_test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_admin_group_at_connect, h_test_setup,
 						test_teardown),
 	};

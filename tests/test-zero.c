@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -212,6 +213,63 @@ static void test_stop_cancels_queued(void **state)
 	zero_fini();
 }
 
+/* A tie (within ZERO_PICK_MARGIN_PCT) keeps the earlier choice, else goes
+ * to the first method in enum order: the pick must not follow the noise. */
+static void test_pick_stable(void **state)
+{
+	double ns[ZERO_METHOD_NR] = {0};
+
+	ns[ZERO_REP_STOSB] = 100;
+	ns[ZERO_NT] = 95;
+	ns[ZERO_MEMSET] = 300;
+	/* 5% apart: a tie. */
+	assert_int_equal(zero_pick_cheapest(ns, ZERO_MEMSET, ZERO_AUTO), ZERO_REP_STOSB);
+	assert_int_equal(zero_pick_cheapest(ns, ZERO_MEMSET, ZERO_NT), ZERO_NT);
+	/* The noise turned around: the same picks. */
+	ns[ZERO_REP_STOSB] = 95;
+	ns[ZERO_NT] = 100;
+	assert_int_equal(zero_pick_cheapest(ns, ZERO_MEMSET, ZERO_AUTO), ZERO_REP_STOSB);
+	assert_int_equal(zero_pick_cheapest(ns, ZERO_MEMSET, ZERO_NT), ZERO_NT);
+	/* Beyond the margin the cheapest wins, whatever came before. */
+	ns[ZERO_NT] = 50;
+	assert_int_equal(zero_pick_cheapest(ns, ZERO_MEMSET, ZERO_REP_STOSB), ZERO_NT);
+	/* Nothing measured: the fallback. */
+	memset(ns, 0, sizeof(ns));
+	assert_int_equal(zero_pick_cheapest(ns, ZERO_MEMSET, ZERO_NT), ZERO_MEMSET);
+}
+
+/* The choice kept in the state directory comes back as it was saved, for
+ * the same CPU only. */
+static void test_pick_cache(void **state)
+{
+	char dir[] = "/tmp/hak-test-state.XXXXXX", path[sizeof(dir) + 32];
+	struct zero_pick p = {0}, q = {0};
+	char cpu[ZERO_CPU_MAX];
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(zero_cache_cpu(cpu, sizeof(cpu)), 0);
+	assert_non_null(strstr(cpu, "CPUs"));
+	assert_int_equal(zero_cache_load(dir, cpu, &q), -ENOENT);
+	p.gbps[ZERO_MEMSET] = 12.5;
+	p.small_ns[ZERO_MEMSET] = 120;
+	p.large_ns[ZERO_MEMSET] = 80;
+	p.small = p.large = ZERO_MEMSET;
+	p.end_to_end = true;
+	assert_int_equal(zero_cache_save(dir, cpu, &p), 0);
+	assert_int_equal(zero_cache_load(dir, cpu, &q), 0);
+	assert_true(q.cached && q.end_to_end);
+	assert_int_equal(q.small, ZERO_MEMSET);
+	assert_int_equal(q.large, ZERO_MEMSET);
+	assert_true(q.gbps[ZERO_MEMSET] == 12.5 && q.small_ns[ZERO_MEMSET] == 120 &&
+		    q.large_ns[ZERO_MEMSET] == 80);
+	memset(&q, 0, sizeof(q));
+	assert_int_equal(zero_cache_load(dir, "another CPU, 64 CPUs", &q), -ESTALE);
+	assert_false(q.cached);
+	snprintf(path, sizeof(path), "%s/zero-method", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +281,8 @@ int main(void)
 		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_worker_survives_sigbus),
 		cmocka_unit_test(test_stop_cancels_queued),
+		cmocka_unit_test(test_pick_stable),
+		cmocka_unit_test(test_pick_cache),
 	};
 
 	log_set_level(LOG_WARNING); /* the workers log their measurements */

@@ -10,7 +10,8 @@
 #   answers; `systemctl reload` keeps the same process; its log lines are in
 #   the journal; a crash is restarted (Restart=on-failure); `systemctl stop`
 #   stops it cleanly and the socket starts it again on the next connection;
-#   then the checks of the files in MORE_CHECKS (cgroup.sh: a client's pool
+#   then the checks of the files in MORE_CHECKS (operator.sh: what an
+#   operator trips on; cgroup.sh: a client's pool
 #   pages are charged to its own unit, a client over its MemoryMax=).
 #
 # Run by `make check-systemd` (not by `make check`).  Needs root,
@@ -49,7 +50,7 @@ CT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 builddir=${abs_top_builddir:-$(pwd)}
 here=$(cd "$(dirname "$0")" && pwd)
 # Further checks, each in a file next to this script (see their headers).
-MORE_CHECKS="cgroup.sh"
+MORE_CHECKS="operator.sh cgroup.sh"
 sysconfdir=${sysconfdir:-/etc}
 MAKE=${MAKE:-make}
 tmp=""
