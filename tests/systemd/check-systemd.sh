@@ -25,10 +25,14 @@ set -u
 
 SUITE=bookworm
 # liburing2 and libsystemd0 for the daemon and the library, procps for the
-# /bin/kill of ExecReload=.
-INCLUDE=systemd,systemd-sysv,dbus,liburing2,libsystemd0,procps
+# /bin/kill of ExecReload=; for the packages (packages.sh): libjemalloc2
+# and the -dev packages' dependencies, and a compiler and pkg-config to
+# build a client with them.
+INCLUDE=systemd,systemd-sysv,dbus,liburing2,libsystemd0,procps,libjemalloc2,liburing-dev,libjemalloc-dev,gcc,libc6-dev,pkgconf
 CACHE_ROOT=${HAK_SYSTEMD_CACHE_ROOT:-/var/cache/hakzerod-tests}
-CACHE=${HAK_SYSTEMD_CACHE:-$CACHE_ROOT/$SUITE-systemd}
+# One tree per package list: runs of trees with different lists (branches)
+# do not rebuild each other's cache.
+CACHE=${HAK_SYSTEMD_CACHE:-$CACHE_ROOT/$SUITE-systemd-$(echo "$INCLUDE" | cksum | cut -d' ' -f1)}
 STAMP=.hakzerod-test-stamp
 MAX_EXPOSURE_TENTHS=25 # systemd-analyze security: at most 2.5
 BOOT_TIMEOUT=60        # seconds until the container's systemd is up
@@ -431,6 +435,9 @@ check "the socket stays active" socket_active
 check "the next connection starts it again" ct hakctl status
 check "hakzerod.service active again" is_active active
 check "systemctl stop hakzerod.service hakzerod.socket" ct systemctl stop hakzerod.service hakzerod.socket
+# The Debian packages, in the same container (tests/systemd/packages.sh).
+# shellcheck source=tests/systemd/packages.sh
+. "$(dirname "$0")/packages.sh"
 t1=$(date +%s.%N)
 say "checks took $(echo "$t1 $t0" | awk '{ printf "%.1f", $1 - $2 }') s," \
 	"$(echo "$t1 $boot_start" | awk '{ printf "%.1f", $1 - $2 }') s since the boot began"
