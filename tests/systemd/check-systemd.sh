@@ -9,17 +9,19 @@
 #   CAP_IPC_LOCK only, no new privileges and a seccomp filter; `hakctl status`
 #   answers; `systemctl reload` keeps the same process; its log lines are in
 #   the journal; a crash is restarted (Restart=on-failure); `systemctl stop`
-#   stops it cleanly and the socket starts it again on the next connection.
+#   stops it cleanly and the socket starts it again on the next connection;
+#   then the Debian packages in place of `make install` (packages.sh).
 #
 # Run by `make check-systemd` (not by `make check`).  Needs root,
 # systemd-nspawn, nsenter and overlayfs; the first run also needs debootstrap
 # and the Debian mirror named in the apt sources: it caches a minimal
-# Debian tree (about 35 s, 240 MB) in $HAK_SYSTEMD_CACHE.  Exit status 0 pass,
+# Debian tree (a few minutes, about 400 MB) in $HAK_SYSTEMD_CACHE.  Exit status 0 pass,
 # 1 fail, 77 skip (with the reason), as for the tests of `make check`;
 # HAK_SYSTEMD_REQUIRE=1 turns a skip into a failure.
 #
 # Environment: abs_top_builddir (the build to install; default: the current
-# directory), sysconfdir (the build's), MAKE, HAK_SYSTEMD_CACHE, TMPDIR.
+# directory), sysconfdir (the build's), MAKE, HAK_SYSTEMD_CACHE, TMPDIR,
+# HAK_DEBS (the .deb files for packages.sh).
 # shellcheck disable=SC2317 # the check functions are called through check()
 set -u
 
@@ -132,7 +134,7 @@ build_cache() {
 		skip "no cached tree in $CACHE and debootstrap not installed (apt-get install debootstrap)"
 	mirror=$(apt_mirror | head -n 1)
 	[ -n "$mirror" ] || skip "no Debian mirror for $SUITE in the apt sources"
-	say "building $CACHE from $mirror (once; about 35 s)"
+	say "building $CACHE from $mirror (once; a few minutes)"
 	new="$CACHE.new.$$"
 	rm -rf "$new"
 	if ! debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$new" "$mirror" \
