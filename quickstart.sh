@@ -5,7 +5,8 @@
 #                           its embedded defaults, run `hakbench page` against
 #                           it, stop it
 #   ./quickstart.sh check   install what is missing, build, run the whole
-#                           test suite (make check, the systemd units in a
+#                           test suite (make check, the Debian packages and
+#                           lintian, the systemd units and the packages in a
 #                           container, a warnings-as-errors clang build,
 #                           ASan/UBSan and TSan builds, the daemon under
 #                           valgrind, fuzzing, distcheck)
@@ -17,7 +18,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and the tests need.
 DEB_BUILD="build-essential autoconf automake libtool pkg-config liburing-dev libsystemd-dev libcmocka-dev libjemalloc-dev"
-DEB_CHECK="xz-utils groff-base mandoc systemd-container debootstrap valgrind clang libclang-rt-14-dev python3-prometheus-client"
+# debhelper, dpkg-dev and lintian build and check the Debian packages (no
+# fakeroot: debian/control says Rules-Requires-Root: no).
+DEB_CHECK="xz-utils groff-base mandoc systemd-container debootstrap valgrind clang libclang-rt-14-dev debhelper dpkg-dev lintian python3-prometheus-client"
 
 die() {
 	echo "quickstart: $*" >&2
@@ -90,9 +93,11 @@ check() {
 	install_packages $DEB_BUILD $DEB_CHECK
 	build build
 	make -C build -j"$jobs" check || { tail -n 100 build/tests/*.log; die "make check failed"; }
+	debs
 	# The units under a real systemd booted in a container (skipped, saying
-	# why, where systemd-nspawn cannot run).
-	make -C build check-systemd || die "make check-systemd failed"
+	# why, where systemd-nspawn cannot run), then the packages of debs()
+	# installed, upgraded and purged there.
+	HAK_DEBS="$top/build/deb" make -C build check-systemd || die "make check-systemd failed"
 	# One minute of mixed load with client and daemon kills and restarts,
 	# bounded daemon CPU and memory; it prints its summary.
 	make -C build soak SOAK_SECONDS=60 || die "make soak failed"
@@ -123,6 +128,20 @@ check() {
 	summary
 }
 
+# The Debian packages (debian/), built from the release tarball in
+# build/deb/; lintian must report no error and no warning.  nocheck: the
+# same suite ran in build/ just before.
+debs() {
+	rm -rf build/deb
+	mkdir -p build/deb
+	make -s -C build dist >/dev/null || die "make dist failed"
+	tar -C build/deb -xf build/hakzerod-*.tar.xz
+	(cd build/deb/hakzerod-* && DEB_BUILD_OPTIONS="nocheck parallel=$jobs" dpkg-buildpackage -us -uc -b) \
+		>build/deb/build.log 2>&1 || { tail -n 60 build/deb/build.log; die "dpkg-buildpackage failed"; }
+	rm -rf build/deb/hakzerod-*/
+	lintian --fail-on error,warning build/deb/*.changes || die "lintian: errors or warnings (above)"
+}
+
 # One closing line over the test logs of every build: "N passed, N failed".
 summary() {
 	pass=0 fail=0 skip=0
@@ -140,7 +159,7 @@ case "${1:-}" in
 demo) demo ;;
 check) check ;;
 -h | --help | "")
-	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
 	[ -n "${1:-}" ]
 	;;
 *) die "unknown command '$1' (demo or check)" ;;

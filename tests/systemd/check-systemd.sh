@@ -12,26 +12,32 @@
 #   stops it cleanly and the socket starts it again on the next connection;
 #   then the checks of the files in MORE_CHECKS (operator.sh: what an
 #   operator trips on; cgroup.sh: a client's pool
-#   pages are charged to its own unit, a client over its MemoryMax=).
+#   pages are charged to its own unit, a client over its MemoryMax=);
+#   then the Debian packages in place of `make install` (packages.sh).
 #
 # Run by `make check-systemd` (not by `make check`).  Needs root,
 # systemd-nspawn, nsenter and overlayfs; the first run also needs debootstrap
 # and the Debian mirror named in the apt sources: it caches a minimal
-# Debian tree (about 35 s, 240 MB) in $HAK_SYSTEMD_CACHE.  Exit status 0 pass,
+# Debian tree (a few minutes, about 400 MB) in $HAK_SYSTEMD_CACHE.  Exit status 0 pass,
 # 1 fail, 77 skip (with the reason), as for the tests of `make check`;
 # HAK_SYSTEMD_REQUIRE=1 turns a skip into a failure.
 #
 # Environment: abs_top_builddir (the build to install; default: the current
-# directory), sysconfdir (the build's), MAKE, HAK_SYSTEMD_CACHE, TMPDIR.
+# directory), sysconfdir (the build's), MAKE, HAK_SYSTEMD_CACHE, TMPDIR,
+# HAK_DEBS (the .deb files for packages.sh).
 # shellcheck disable=SC2317 # the check functions are called through check()
 set -u
 
 SUITE=bookworm
 # liburing2 and libsystemd0 for the daemon and the library, procps for the
-# /bin/kill of ExecReload=.
-INCLUDE=systemd,systemd-sysv,dbus,liburing2,libsystemd0,procps
+# /bin/kill of ExecReload=; for the packages (packages.sh): libjemalloc2
+# and the -dev packages' dependencies, and a compiler and pkg-config to
+# build a client with them.
+INCLUDE=systemd,systemd-sysv,dbus,liburing2,libsystemd0,procps,libjemalloc2,liburing-dev,libjemalloc-dev,gcc,libc6-dev,pkgconf
 CACHE_ROOT=${HAK_SYSTEMD_CACHE_ROOT:-/var/cache/hakzerod-tests}
-CACHE=${HAK_SYSTEMD_CACHE:-$CACHE_ROOT/$SUITE-systemd}
+# One tree per package list: runs of trees with different lists (branches)
+# do not rebuild each other's cache.
+CACHE=${HAK_SYSTEMD_CACHE:-$CACHE_ROOT/$SUITE-systemd-$(echo "$INCLUDE" | cksum | cut -d' ' -f1)}
 STAMP=.hakzerod-test-stamp
 MAX_EXPOSURE_TENTHS=25 # systemd-analyze security: at most 2.5
 BOOT_TIMEOUT=60        # seconds until the container's systemd is up
@@ -134,7 +140,7 @@ build_cache() {
 		skip "no cached tree in $CACHE and debootstrap not installed (apt-get install debootstrap)"
 	mirror=$(apt_mirror | head -n 1)
 	[ -n "$mirror" ] || skip "no Debian mirror for $SUITE in the apt sources"
-	say "building $CACHE from $mirror (once; about 35 s)"
+	say "building $CACHE from $mirror (once; a few minutes)"
 	new="$CACHE.new.$$"
 	rm -rf "$new"
 	if ! debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$new" "$mirror" \
@@ -443,6 +449,9 @@ for more in $MORE_CHECKS; do
 	. "$here/$more"
 done
 check "systemctl stop hakzerod.service hakzerod.socket" ct systemctl stop hakzerod.service hakzerod.socket
+# The Debian packages, in the same container (tests/systemd/packages.sh).
+# shellcheck source=tests/systemd/packages.sh
+. "$(dirname "$0")/packages.sh"
 t1=$(date +%s.%N)
 say "checks took $(echo "$t1 $t0" | awk '{ printf "%.1f", $1 - $2 }') s," \
 	"$(echo "$t1 $boot_start" | awk '{ printf "%.1f", $1 - $2 }') s since the boot began"
