@@ -1,5 +1,5 @@
 #!/bin/sh
-# The two commands of the README's Quick start (run as root on Debian 12):
+# The commands of the README's Quick start (run as root on Debian 12):
 #
 #   ./quickstart.sh demo    install what is missing, build, start hakzerod on
 #                           its embedded defaults, run `hakbench page` against
@@ -9,6 +9,9 @@
 #                           container, a warnings-as-errors clang build,
 #                           ASan/UBSan and TSan builds, the daemon under
 #                           valgrind, fuzzing, distcheck)
+#   ./quickstart.sh bench   install what is missing (with the programs and
+#                           allocators the benchmark compares), build, run
+#                           `make bench` (a daemon of its own; docs/benchmarks.md)
 set -eu
 
 cd "$(dirname "$0")"
@@ -18,6 +21,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Debian packages the build and the tests need.
 DEB_BUILD="build-essential autoconf automake libtool pkg-config liburing-dev libsystemd-dev libcmocka-dev libjemalloc-dev"
 DEB_CHECK="xz-utils groff-base mandoc systemd-container debootstrap valgrind clang libclang-rt-14-dev"
+# Only for the benchmark (`hakbench apps` and the charts); no test needs them.
+DEB_BENCH="redis-server redis-tools python3-numpy libtcmalloc-minimal4 libmimalloc2.0 gnuplot-nox linux-perf"
 
 die() {
 	echo "quickstart: $*" >&2
@@ -123,6 +128,15 @@ check() {
 	summary
 }
 
+bench() {
+	need_root
+	install_packages $DEB_BUILD $DEB_BENCH
+	# Debian starts the redis-server service on install; the benchmark runs
+	# its own servers on a socket of their own and needs no other.
+	build build
+	make -C build bench
+}
+
 # One closing line over the test logs of every build: "N passed, N failed".
 summary() {
 	pass=0 fail=0 skip=0
@@ -139,9 +153,10 @@ summary() {
 case "${1:-}" in
 demo) demo ;;
 check) check ;;
+bench) bench ;;
 -h | --help | "")
-	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
 	[ -n "${1:-}" ]
 	;;
-*) die "unknown command '$1' (demo or check)" ;;
+*) die "unknown command '$1' (demo, check or bench)" ;;
 esac
