@@ -1,5 +1,5 @@
 #!/bin/sh
-# The two commands of the README's Quick start (run as root on Debian 12):
+# The commands of the README's Quick start (run as root on Debian 12):
 #
 #   ./quickstart.sh demo    install what is missing, build, start hakzerod on
 #                           its embedded defaults, run `hakbench page` against
@@ -10,6 +10,9 @@
 #                           container, a warnings-as-errors clang build,
 #                           ASan/UBSan and TSan builds, the daemon under
 #                           valgrind, fuzzing, distcheck)
+#   ./quickstart.sh bench   install what is missing (with the programs and
+#                           allocators the benchmark compares), build, run
+#                           `make bench` (a daemon of its own; docs/benchmarks.md)
 set -eu
 
 cd "$(dirname "$0")"
@@ -21,6 +24,8 @@ DEB_BUILD="build-essential autoconf automake libtool pkg-config liburing-dev lib
 # debhelper, dpkg-dev and lintian build and check the Debian packages (no
 # fakeroot: debian/control says Rules-Requires-Root: no).
 DEB_CHECK="xz-utils groff-base mandoc systemd-container debootstrap valgrind clang libclang-rt-14-dev debhelper dpkg-dev lintian python3-prometheus-client"
+# Only for the benchmark (`hakbench apps` and the charts); no test needs them.
+DEB_BENCH="redis-server redis-tools python3-numpy libtcmalloc-minimal4 libmimalloc2.0 gnuplot-nox linux-perf"
 
 die() {
 	echo "quickstart: $*" >&2
@@ -142,6 +147,15 @@ debs() {
 	lintian --fail-on error,warning build/deb/*.changes || die "lintian: errors or warnings (above)"
 }
 
+bench() {
+	need_root
+	install_packages $DEB_BUILD $DEB_BENCH
+	# Debian starts the redis-server service on install; the benchmark runs
+	# its own servers on a socket of their own and needs no other.
+	build build
+	make -C build bench
+}
+
 # One closing line over the test logs of every build: "N passed, N failed".
 summary() {
 	pass=0 fail=0 skip=0
@@ -158,9 +172,10 @@ summary() {
 case "${1:-}" in
 demo) demo ;;
 check) check ;;
+bench) bench ;;
 -h | --help | "")
-	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 	[ -n "${1:-}" ]
 	;;
-*) die "unknown command '$1' (demo or check)" ;;
+*) die "unknown command '$1' (demo, check or bench)" ;;
 esac

@@ -9,6 +9,7 @@
  *   hakbench profile   perf samples in page faults and clear_page*
  *   hakbench all       the four, in this order (what `make bench` runs)
  *   hakbench mixed|calloc|churn   end-to-end allocator workloads (runner.c)
+ *   hakbench apps      unchanged programs under the peers' allocators (apps.c)
  *
  * Each scenario prints Markdown tables, or with --json one JSON object per
  * line; --json-file writes those lines to a file as well.  Nothing is
@@ -23,6 +24,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "apps.h"
 #include "bench.h"
 #include "hak_proto.h"
 #include "methods.h"
@@ -59,6 +61,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: hakbench page|zero|latency|profile|all [options]\n"
 		"       hakbench mixed|calloc|churn [options]   (hakbench mixed --help)\n"
+		"       hakbench apps [options]                 (hakbench apps --help)\n"
 		"\n"
 		"  page     allocate -> write -> free for the 4 KiB, 64 KiB and 2 MiB classes,\n"
 		"           1 and 2 threads, burst / sustained / stalled-daemon regimes, methods\n"
@@ -291,6 +294,8 @@ int main(int argc, char **argv)
 	ssize_t n;
 	int ret;
 
+	if (argc > 1 && strcmp(argv[1], "apps") == 0)
+		return bench_apps_main(argc - 1, argv + 1);
 	if (argc > 1 && bench_workload_known(argv[1]))
 		return bench_workload_main(argv[1], argc - 1, argv + 1);
 	name = parse_options(argc, argv, &o);

@@ -218,3 +218,6 @@ else
 fi
 cp "$tmp/page.md" "$page.tmp" && mv "$page.tmp" "$page"
 echo "make bench: wrote $docdir/benchmarks.md and its charts ($((t1 - t0)) s)"
+
+# Its own section, against a daemon of its own: unchanged programs.
+sh "$(dirname "$0")/report-apps.sh" "$builddir" "$docdir" "$@"
