@@ -9,9 +9,13 @@
  *   zeroes needed    ready ring -> own freed slot zeroed here -> mmap
  *   dirty is fine    own freed slot -> ready ring -> mmap
  *
+ * Each resort is tried first in the calling thread's own cache (tcache.c),
+ * then in the pool's shared one.
+ *
  * A slot's life on this side: handed out (slot_state HELD, with the
- * generation it came with) -> freed into the local dirty cache -> returned
- * to the daemon in a batch, with that generation, when the cache is full.
+ * generation it came with) -> freed into the thread's cache -> spilled in a
+ * batch into the pool's shared dirty cache -> returned to the daemon in a
+ * batch, with that generation, when that cache is full.
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -128,6 +132,63 @@ static int pool_take(struct hak_client *c, struct hak_pool *p, struct hak_class_
 	return -EAGAIN;
 }
 
+/* ---- the calling thread's cache (tcache.c) ---- */
+
+/* One compare-and-swap for up to rbatch zeroed descriptors. */
+static bool tc_refill(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+		      struct hak_tc_class *tk)
+{
+	uint32_t n = hak_ring_pop_mc_n(&k->ready, tk->ready, tk->rbatch), kept = 0;
+
+	/* As in ready_pop: a slot number out of range is dropped. */
+	for (uint32_t i = 0; i < n; i++)
+		if (hak_desc_slot(tk->ready[i]) < k->nslots)
+			tk->ready[kept++] = tk->ready[i];
+	tk->nready = kept;
+	if (n == 0 || hak_ring_count(&k->ready) < k->ready_low)
+		doorbell(c, p);
+	return kept > 0;
+}
+
+/* pool_take's order of resort, served from the thread's own stacks; what
+ * they cannot serve goes to the shared path. */
+static int tc_take(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+		   struct hak_tc_class *tk, size_t size, unsigned flags, void **out)
+{
+	bool dirty_ok = flags & HAK_ALLOC_DIRTY_OK;
+
+	if (dirty_ok && tk->ndirty) {
+		*out = hand_out(k, tk->dirty[--tk->ndirty]);
+		hak_count(c, p, HAK_CNT_ALLOC_DIRTY);
+		return 0;
+	}
+	if (tk->nready || tc_refill(c, p, k, tk)) {
+		*out = hand_out(k, tk->ready[--tk->nready]);
+		hak_count(c, p, HAK_CNT_ALLOC_READY);
+		return HAK_ALLOC_ZEROED;
+	}
+	if (!dirty_ok && tk->ndirty) {
+		/* The slot freed last: most likely still in this core's cache. */
+		*out = hand_out(k, tk->dirty[--tk->ndirty]);
+		memset(*out, 0, hak_page_round(size));
+		hak_count(c, p, HAK_CNT_ALLOC_INLINE_ZERO);
+		return HAK_ALLOC_ZEROED;
+	}
+	return pool_take(c, p, k, size, flags, out);
+}
+
+static int take(struct hak_client *c, struct hak_pool *p, unsigned ci, size_t size, unsigned flags,
+		void **out)
+{
+	struct hak_tcache *t = hak_tcache_of(c, p);
+
+	/* A pool being retired keeps nothing in thread caches; pairs with
+	 * the release store in hak_pool_retire. */
+	if (t && t->cls[ci].cap && !__atomic_load_n(&p->dead, __ATOMIC_ACQUIRE))
+		return tc_take(c, p, &p->cls[ci], &t->cls[ci], size, flags, out);
+	return pool_take(c, p, &p->cls[ci], size, flags, out);
+}
+
 static int map_fallback(struct hak_client *c, struct hak_pool *p, size_t size, enum hak_counter why,
 			void **out)
 {
@@ -168,7 +229,7 @@ HAK_EXPORT int hak_alloc(struct hak_client *c, size_t size, unsigned flags, void
 	ci = class_for(p, size);
 	if (ci < 0)
 		return no_slot(c, p, size, flags, HAK_CNT_ALLOC_LARGE, out);
-	r = pool_take(c, p, &p->cls[ci], size, flags, out);
+	r = take(c, p, (unsigned)ci, size, flags, out);
 	if (r != -EAGAIN)
 		return r;
 	return no_slot(c, p, size, flags, HAK_CNT_ALLOC_MMAP, out);
@@ -319,9 +380,13 @@ static void return_batch(struct hak_client *c, struct hak_pool *p, struct hak_cl
 	hak_desc_t batch[HAK_LOCAL_CACHE_MAX / 2 + 1];
 	uint32_t n = 0, want = cache_return_at(k) - cache_keep(k);
 
-	while (n < want && hak_ring_count(&k->local) > cache_keep(k) &&
-	       hak_ring_pop_mc(&k->local, &batch[n]))
-		n++;
+	uint32_t above = hak_ring_count(&k->local);
+
+	above = above > cache_keep(k) ? above - cache_keep(k) : 0;
+	if (want > above)
+		want = above;
+	if (want)
+		n = hak_ring_pop_mc_n(&k->local, batch, want);
 	if (extra)
 		batch[n++] = *extra;
 	if (n == 0)
@@ -337,8 +402,48 @@ static void return_batch(struct hak_client *c, struct hak_pool *p, struct hak_cl
 		hak_pool_remove_slot(k, hak_desc_slot(batch[i]));
 }
 
+static void cache_put(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+		      hak_desc_t d)
+{
+	if (!hak_ring_push_mp(&k->local, &d, 1))
+		return_batch(c, p, k, &d);
+	else if (hak_ring_count(&k->local) >= cache_return_at(k))
+		return_batch(c, p, k, NULL);
+}
+
+void hak_tc_spill(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+		  const hak_desc_t *d, uint32_t n)
+{
+	if (n == 0)
+		return;
+	/* One push for the whole spill when the shared cache has room. */
+	if (!hak_ring_push_mp(&k->local, d, n)) {
+		for (uint32_t i = 0; i < n; i++)
+			cache_put(c, p, k, d[i]);
+		return;
+	}
+	/* Each batch moves at least one slot: bounded by n. */
+	for (uint32_t i = 0; i < n && hak_ring_count(&k->local) >= cache_return_at(k); i++)
+		return_batch(c, p, k, NULL);
+}
+
+/* A full stack sends its older half to the shared cache in one push. */
+static void tc_put(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+		   struct hak_tc_class *tk, hak_desc_t d)
+{
+	if (tk->ndirty == tk->cap) {
+		uint32_t half = tk->cap / 2;
+
+		hak_tc_spill(c, p, k, tk->dirty, half);
+		memmove(tk->dirty, tk->dirty + half, (tk->ndirty - half) * sizeof(d));
+		tk->ndirty -= half;
+	}
+	tk->dirty[tk->ndirty++] = d;
+}
+
 static int pool_free(struct hak_client *c, struct hak_pool *p, void *ptr, size_t size)
 {
+	struct hak_tcache *t;
 	struct hak_class_rt *k;
 	hak_desc_t d;
 	uint32_t slot;
@@ -358,10 +463,12 @@ static int pool_free(struct hak_client *c, struct hak_pool *p, void *ptr, size_t
 		hak_pool_remove_slot(k, slot);
 		return 0;
 	}
-	if (!hak_ring_push_mp(&k->local, &d, 1))
-		return_batch(c, p, k, &d);
-	else if (hak_ring_count(&k->local) >= cache_return_at(k))
-		return_batch(c, p, k, NULL);
+	t = hak_tcache_of(c, p);
+	if (t && t->cls[k - p->cls].cap) {
+		tc_put(c, p, k, &t->cls[k - p->cls], d);
+		return 0;
+	}
+	cache_put(c, p, k, d);
 	return 0;
 }
 

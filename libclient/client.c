@@ -141,6 +141,7 @@ HAK_EXPORT int hak_client_new(struct hak_client **out)
 	if (!c)
 		return -ENOMEM;
 	c->refcount = 1;
+	c->id = hak_tcache_next_id();
 	pthread_mutex_init(&c->lock, NULL);
 	c->log_priority = log_priority_from_env();
 	c->mode = mode_from_env();
