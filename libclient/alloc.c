@@ -136,9 +136,18 @@ static int pool_take(struct hak_client *c, struct hak_pool *p, struct hak_class_
 
 /* One compare-and-swap for up to rbatch zeroed descriptors. */
 static bool tc_refill(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
-		      struct hak_tc_class *tk)
+		      struct hak_tc_class *tk, bool have_own)
 {
-	uint32_t n = hak_ring_pop_mc_n(&k->ready, tk->ready, tk->rbatch), kept = 0;
+	uint32_t n, kept = 0;
+
+	/* Only while the thread has slots of its own to fall back on: the
+	 * shared path looks at the ring every time. */
+	if (have_own && tk->dry > 0) {
+		tk->dry--;
+		return false;
+	}
+	n = hak_ring_pop_mc_n(&k->ready, tk->ready, tk->rbatch);
+	tk->dry = n == 0 ? HAK_TC_DRY_SKIP : 0;
 
 	/* As in ready_pop: a slot number out of range is dropped. */
 	for (uint32_t i = 0; i < n; i++)
@@ -162,7 +171,7 @@ static int tc_take(struct hak_client *c, struct hak_pool *p, struct hak_class_rt
 		hak_count(c, p, HAK_CNT_ALLOC_DIRTY);
 		return 0;
 	}
-	if (tk->nready || tc_refill(c, p, k, tk)) {
+	if (tk->nready || tc_refill(c, p, k, tk, tk->ndirty > 0)) {
 		*out = hand_out(k, tk->ready[--tk->nready]);
 		hak_count(c, p, HAK_CNT_ALLOC_READY);
 		return HAK_ALLOC_ZEROED;

@@ -301,12 +301,18 @@ void hak_local_pool_destroy(struct hak_pool *p);
  * at most half the dirty capacity: a small batch leaves the rest of the
  * ring to the other threads. */
 #define HAK_TC_READY_MAX 8u
+/* After the ready ring was found empty, allocations served from the
+ * thread's own slots skip it this many times: looking costs a full fence
+ * and a read of a line the daemon writes, as much as zeroing a quarter of
+ * a page, and the daemon needs longer than that to catch up anyway. */
+#define HAK_TC_DRY_SKIP 16u
 
 struct hak_tc_class {
 	uint32_t cap;	 /* dirty slots kept; 0: no thread cache for this class */
 	uint32_t rbatch; /* ready descriptors taken per pop */
 	uint32_t ndirty;
 	uint32_t nready;
+	uint32_t dry; /* allocations left that do not look at an empty ready ring */
 	hak_desc_t dirty[HAK_TC_DIRTY_MAX]; /* own freed slots, LIFO, not held */
 	hak_desc_t ready[HAK_TC_READY_MAX]; /* zeroed slots taken from the ready ring */
 };

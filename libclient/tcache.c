@@ -146,6 +146,7 @@ static void class_setup(struct hak_tc_class *tk, const struct hak_class_rt *k)
 	tk->rbatch = tk->cap / 2 < HAK_TC_READY_MAX ? tk->cap / 2 : HAK_TC_READY_MAX;
 	tk->ndirty = 0;
 	tk->nready = 0;
+	tk->dry = 0;
 }
 
 struct hak_tcache *hak_tcache_bind(struct hak_client *c, struct hak_pool *p)
