@@ -161,26 +161,28 @@ static bool tc_refill(struct hak_client *c, struct hak_pool *p, struct hak_class
 
 /* pool_take's order of resort, served from the thread's own stacks; what
  * they cannot serve goes to the shared path. */
-static int tc_take(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
-		   struct hak_tc_class *tk, size_t size, unsigned flags, void **out)
+static int tc_take(struct hak_client *c, struct hak_pool *p, struct hak_tcache *t, unsigned ci,
+		   size_t size, unsigned flags, void **out)
 {
+	struct hak_class_rt *k = &p->cls[ci];
+	struct hak_tc_class *tk = &t->cls[ci];
 	bool dirty_ok = flags & HAK_ALLOC_DIRTY_OK;
 
 	if (dirty_ok && tk->ndirty) {
 		*out = hand_out(k, tk->dirty[--tk->ndirty]);
-		hak_count(c, p, HAK_CNT_ALLOC_DIRTY);
+		hak_tc_count(t, HAK_CNT_ALLOC_DIRTY);
 		return 0;
 	}
 	if (tk->nready || tc_refill(c, p, k, tk, tk->ndirty > 0)) {
 		*out = hand_out(k, tk->ready[--tk->nready]);
-		hak_count(c, p, HAK_CNT_ALLOC_READY);
+		hak_tc_count(t, HAK_CNT_ALLOC_READY);
 		return HAK_ALLOC_ZEROED;
 	}
 	if (!dirty_ok && tk->ndirty) {
 		/* The slot freed last: most likely still in this core's cache. */
 		*out = hand_out(k, tk->dirty[--tk->ndirty]);
 		memset(*out, 0, hak_page_round(size));
-		hak_count(c, p, HAK_CNT_ALLOC_INLINE_ZERO);
+		hak_tc_count(t, HAK_CNT_ALLOC_INLINE_ZERO);
 		return HAK_ALLOC_ZEROED;
 	}
 	return pool_take(c, p, k, size, flags, out);
@@ -194,7 +196,7 @@ static int take(struct hak_client *c, struct hak_pool *p, unsigned ci, size_t si
 	/* A pool being retired keeps nothing in thread caches; pairs with
 	 * the release store in hak_pool_retire. */
 	if (t && t->cls[ci].cap && !__atomic_load_n(&p->dead, __ATOMIC_ACQUIRE))
-		return tc_take(c, p, &p->cls[ci], &t->cls[ci], size, flags, out);
+		return tc_take(c, p, t, ci, size, flags, out);
 	return pool_take(c, p, &p->cls[ci], size, flags, out);
 }
 
@@ -284,6 +286,18 @@ static struct hak_pool *pool_of(struct hak_client *c, const void *ptr)
 	return NULL;
 }
 
+/* Every free divides by the slot size: a shift where it is a power of two
+ * (a 64-bit division costs tens of cycles). */
+static uint32_t slot_div(const struct hak_class_rt *k, uint64_t rel)
+{
+	return (uint32_t)(k->slot_shift ? rel >> k->slot_shift : rel / k->slot_size);
+}
+
+static uint64_t slot_rem(const struct hak_class_rt *k, uint64_t rel)
+{
+	return k->slot_shift ? rel & (k->slot_size - 1) : rel % k->slot_size;
+}
+
 /* Finds the class and slot ptr starts; -EINVAL when it is not the start of
  * a slot or size does not fit it. */
 static int slot_of(struct hak_pool *p, const void *ptr, size_t size, struct hak_class_rt **kp,
@@ -297,10 +311,10 @@ static int slot_of(struct hak_pool *p, const void *ptr, size_t size, struct hak_
 
 		if (off < start || off - start >= k->slot_size * k->nslots)
 			continue;
-		if ((off - start) % k->slot_size || size > k->slot_size)
+		if (slot_rem(k, off - start) || size > k->slot_size)
 			return -EINVAL;
 		*kp = k;
-		*slot = (uint32_t)((off - start) / k->slot_size);
+		*slot = slot_div(k, off - start);
 		return 0;
 	}
 	return -EINVAL;
@@ -466,17 +480,19 @@ static int pool_free(struct hak_client *c, struct hak_pool *p, void *ptr, size_t
 		r = slot_release(k, slot, &d);
 	if (r < 0)
 		return r;
-	hak_count(c, p, HAK_CNT_FREE_POOL);
 	/* Pairs with the release store in hak_pool_retire. */
 	if (__atomic_load_n(&p->dead, __ATOMIC_ACQUIRE)) {
+		hak_count(c, p, HAK_CNT_FREE_POOL);
 		hak_pool_remove_slot(k, slot);
 		return 0;
 	}
 	t = hak_tcache_of(c, p);
 	if (t && t->cls[k - p->cls].cap) {
+		hak_tc_count(t, HAK_CNT_FREE_POOL);
 		tc_put(c, p, k, &t->cls[k - p->cls], d);
 		return 0;
 	}
+	hak_count(c, p, HAK_CNT_FREE_POOL);
 	cache_put(c, p, k, d);
 	return 0;
 }

@@ -287,6 +287,7 @@ HAK_EXPORT int hak_client_get_stats(struct hak_client *c, struct hak_client_stat
 
 	if (!c || !st)
 		return -EINVAL;
+	hak_tcache_count_flush_for(c);
 	sum_shards(c->priv, v);
 	n = hak_npools(c);
 	for (unsigned i = 0; i < n; i++) {

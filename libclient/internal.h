@@ -84,6 +84,7 @@ static inline uint64_t hak_page_round(uint64_t n)
 struct hak_class_rt {
 	char *base; /* slot 0 in our mapping */
 	uint64_t slot_size;
+	unsigned slot_shift; /* log2(slot_size), 0 when that is not a power of two */
 	uint32_t nslots;
 	uint32_t ready_low;
 	uint32_t ret_batch;
@@ -306,6 +307,11 @@ void hak_local_pool_destroy(struct hak_pool *p);
  * and a read of a line the daemon writes, as much as zeroing a quarter of
  * a page, and the daemon needs longer than that to catch up anyway. */
 #define HAK_TC_DRY_SKIP 16u
+/* Counts a thread adds to its pool's shared counters at once: an atomic
+ * add per 64 operations, not one per allocation and one per free.  A
+ * thread's statistics are exact for itself (hak_client_get_stats adds its
+ * own), and at most this far behind for the others. */
+#define HAK_TC_COUNT_BATCH 64u
 
 struct hak_tc_class {
 	uint32_t cap;	 /* dirty slots kept; 0: no thread cache for this class */
@@ -324,6 +330,8 @@ struct hak_tcache {
 	struct hak_client *c; /* NULL: bound to nothing, holds nothing */
 	uint64_t cid;	      /* c->id when bound: c may be gone since */
 	struct hak_pool *p;
+	uint32_t npend;		   /* counts not yet in p's counters */
+	uint32_t pend[HAK_CNT_NR]; /* per counter */
 	struct hak_tc_class cls[HAK_MAX_CLASSES];
 };
 
@@ -337,6 +345,19 @@ uint64_t hak_tcache_next_id(void);
 /* Flushes what the thread's cache holds and binds it to (c, p); NULL when
  * the thread has no usable cache or p is going away. */
 struct hak_tcache *hak_tcache_bind(struct hak_client *c, struct hak_pool *p);
+
+/* Adds t's pending counts to its pool's counters. */
+void hak_tc_count_flush(struct hak_tcache *t);
+/* Before reading the counters: the calling thread's own pending counts
+ * for c go in first. */
+void hak_tcache_count_flush_for(struct hak_client *c);
+
+static inline void hak_tc_count(struct hak_tcache *t, enum hak_counter k)
+{
+	t->pend[k]++;
+	if (hak_unlikely(++t->npend >= HAK_TC_COUNT_BATCH))
+		hak_tc_count_flush(t);
+}
 
 static inline struct hak_tcache *hak_tcache_of(struct hak_client *c, struct hak_pool *p)
 {

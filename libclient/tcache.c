@@ -19,6 +19,7 @@
  * The cache itself comes from mmap (allocators call us from malloc), its
  * pointer from initial-exec TLS, and its destructor from a pthread key.
  */
+#include <string.h>
 #include <sys/mman.h>
 
 #include "internal.h"
@@ -35,12 +36,39 @@ uint64_t hak_tcache_next_id(void)
 	return __atomic_add_fetch(&last_client_id, 1, __ATOMIC_RELAXED);
 }
 
+void hak_tc_count_flush(struct hak_tcache *t)
+{
+	struct hak_ctrl_counters *sh;
+
+	if (t->npend == 0)
+		return;
+	/* A fork child has no mapping of its parent's counters. */
+	if (!__atomic_load_n(&t->p->absent, __ATOMIC_RELAXED)) {
+		sh = &t->p->counters[hak_shard()];
+		for (unsigned k = 0; k < HAK_CNT_NR; k++)
+			if (t->pend[k])
+				hak_add64_relaxed(&sh->v[k], t->pend[k]);
+	}
+	memset(t->pend, 0, sizeof(t->pend));
+	t->npend = 0;
+}
+
+void hak_tcache_count_flush_for(struct hak_client *c)
+{
+	struct hak_tcache *t = hak_tc_self;
+
+	if (t != NULL && t != HAK_TC_OFF && t->c == c && t->cid == c->id)
+		hak_tc_count_flush(t);
+}
+
 static void drop(struct hak_tcache *t)
 {
 	for (unsigned i = 0; i < HAK_MAX_CLASSES; i++) {
 		t->cls[i].ndirty = 0;
 		t->cls[i].nready = 0;
 	}
+	memset(t->pend, 0, sizeof(t->pend));
+	t->npend = 0;
 	t->c = NULL;
 	t->p = NULL;
 }
@@ -60,6 +88,7 @@ static void flush_into(struct hak_client *c, void *arg)
 	 * rings are no longer drained by anyone. */
 	bool dead = __atomic_load_n(&p->dead, __ATOMIC_ACQUIRE);
 
+	hak_tc_count_flush(t);
 	/* A fork child has no mapping of a shared pool: nothing to give. */
 	if (__atomic_load_n(&p->absent, __ATOMIC_RELAXED))
 		return;

@@ -1255,6 +1255,9 @@ static void test_tc_thread_exit(void **state)
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(a.errors, 0);
 	assert_int_equal(hak_ring_count(&pool->cls[0].local), TC_PREFILL);
+	/* Its counts, kept in the thread, went into the pool's counters. */
+	assert_int_equal(stats(a.c).alloc_ready, TC_PREFILL);
+	assert_int_equal(stats(a.c).free_pool, TC_PREFILL);
 	for (unsigned i = 0; i < TC_PREFILL; i++) {
 		assert_int_equal(hak_alloc(a.c, 4096, HAK_ALLOC_DIRTY_OK, &q[i]), 0);
 		assert_true(tc_exit_was_freed(&a, q[i]));
