@@ -12,9 +12,13 @@
  * A fallback mapping is recorded (fallback.c) and unmapped only whole, at
  * the length it was mapped with.
  *
+ * Each resort is tried first in the calling thread's own cache (tcache.c),
+ * then in the pool's shared one.
+ *
  * A slot's life on this side: handed out (slot_state HELD, with the
- * generation it came with) -> freed into the local dirty cache -> returned
- * to the daemon in a batch, with that generation, when the cache is full.
+ * generation it came with) -> freed into the thread's cache -> spilled in a
+ * batch into the pool's shared dirty cache -> returned to the daemon in a
+ * batch, with that generation, when that cache is full.
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -131,6 +135,74 @@ static int pool_take(struct hak_client *c, struct hak_pool *p, struct hak_class_
 	return -EAGAIN;
 }
 
+/* ---- the calling thread's cache (tcache.c) ---- */
+
+/* One compare-and-swap for up to rbatch zeroed descriptors. */
+static bool tc_refill(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+		      struct hak_tc_class *tk, bool have_own)
+{
+	uint32_t n, kept = 0;
+
+	/* Only while the thread has slots of its own to fall back on: the
+	 * shared path looks at the ring every time. */
+	if (have_own && tk->dry > 0) {
+		tk->dry--;
+		return false;
+	}
+	n = hak_ring_pop_mc_n(&k->ready, tk->ready, tk->rbatch);
+	tk->dry = n == 0 ? HAK_TC_DRY_SKIP : 0;
+
+	/* As in ready_pop: a slot number out of range is dropped. */
+	for (uint32_t i = 0; i < n; i++)
+		if (hak_desc_slot(tk->ready[i]) < k->nslots)
+			tk->ready[kept++] = tk->ready[i];
+	tk->nready = kept;
+	if (n == 0 || hak_ring_count(&k->ready) < k->ready_low)
+		doorbell(c, p);
+	return kept > 0;
+}
+
+/* pool_take's order of resort, served from the thread's own stacks; what
+ * they cannot serve goes to the shared path. */
+static int tc_take(struct hak_client *c, struct hak_pool *p, struct hak_tcache *t, unsigned ci,
+		   size_t size, unsigned flags, void **out)
+{
+	struct hak_class_rt *k = &p->cls[ci];
+	struct hak_tc_class *tk = &t->cls[ci];
+	bool dirty_ok = flags & HAK_ALLOC_DIRTY_OK;
+
+	if (dirty_ok && tk->ndirty) {
+		*out = hand_out(k, tk->dirty[--tk->ndirty]);
+		hak_tc_count(t, HAK_CNT_ALLOC_DIRTY);
+		return 0;
+	}
+	if (tk->nready || tc_refill(c, p, k, tk, tk->ndirty > 0)) {
+		*out = hand_out(k, tk->ready[--tk->nready]);
+		hak_tc_count(t, HAK_CNT_ALLOC_READY);
+		return HAK_ALLOC_ZEROED;
+	}
+	if (!dirty_ok && tk->ndirty) {
+		/* The slot freed last: most likely still in this core's cache. */
+		*out = hand_out(k, tk->dirty[--tk->ndirty]);
+		memset(*out, 0, hak_page_round(size));
+		hak_tc_count(t, HAK_CNT_ALLOC_INLINE_ZERO);
+		return HAK_ALLOC_ZEROED;
+	}
+	return pool_take(c, p, k, size, flags, out);
+}
+
+static int take(struct hak_client *c, struct hak_pool *p, unsigned ci, size_t size, unsigned flags,
+		void **out)
+{
+	struct hak_tcache *t = hak_tcache_of(c, p);
+
+	/* A pool being retired keeps nothing in thread caches; pairs with
+	 * the release store in hak_pool_retire. */
+	if (t && t->cls[ci].cap && !__atomic_load_n(&p->dead, __ATOMIC_ACQUIRE))
+		return tc_take(c, p, t, ci, size, flags, out);
+	return pool_take(c, p, &p->cls[ci], size, flags, out);
+}
+
 /* A plain mapping, recorded so that hak_free unmaps it only whole. */
 static int map_fallback(struct hak_client *c, struct hak_pool *p, size_t size, enum hak_counter why,
 			void **out)
@@ -178,7 +250,7 @@ HAK_EXPORT int hak_alloc(struct hak_client *c, size_t size, unsigned flags, void
 	ci = class_for(p, size);
 	if (ci < 0)
 		return no_slot(c, p, size, flags, HAK_CNT_ALLOC_LARGE, out);
-	r = pool_take(c, p, &p->cls[ci], size, flags, out);
+	r = take(c, p, (unsigned)ci, size, flags, out);
 	if (r != -EAGAIN)
 		return r;
 	return no_slot(c, p, size, flags, HAK_CNT_ALLOC_MMAP, out);
@@ -224,6 +296,18 @@ static struct hak_pool *pool_of(struct hak_client *c, const void *ptr)
 	return NULL;
 }
 
+/* Every free divides by the slot size: a shift where it is a power of two
+ * (a 64-bit division costs tens of cycles). */
+static uint32_t slot_div(const struct hak_class_rt *k, uint64_t rel)
+{
+	return (uint32_t)(k->slot_shift ? rel >> k->slot_shift : rel / k->slot_size);
+}
+
+static uint64_t slot_rem(const struct hak_class_rt *k, uint64_t rel)
+{
+	return k->slot_shift ? rel & (k->slot_size - 1) : rel % k->slot_size;
+}
+
 /* Finds the class and slot ptr starts; -EINVAL when it is not the start of
  * a slot or size does not fit it. */
 static int slot_of(struct hak_pool *p, const void *ptr, size_t size, struct hak_class_rt **kp,
@@ -237,10 +321,10 @@ static int slot_of(struct hak_pool *p, const void *ptr, size_t size, struct hak_
 
 		if (off < start || off - start >= k->slot_size * k->nslots)
 			continue;
-		if ((off - start) % k->slot_size || size > k->slot_size)
+		if (slot_rem(k, off - start) || size > k->slot_size)
 			return -EINVAL;
 		*kp = k;
-		*slot = (uint32_t)((off - start) / k->slot_size);
+		*slot = slot_div(k, off - start);
 		return 0;
 	}
 	return -EINVAL;
@@ -329,9 +413,13 @@ static void return_batch(struct hak_client *c, struct hak_pool *p, struct hak_cl
 	hak_desc_t batch[HAK_LOCAL_CACHE_MAX / 2 + 1];
 	uint32_t n = 0, want = cache_return_at(k) - cache_keep(k);
 
-	while (n < want && hak_ring_count(&k->local) > cache_keep(k) &&
-	       hak_ring_pop_mc(&k->local, &batch[n]))
-		n++;
+	uint32_t above = hak_ring_count(&k->local);
+
+	above = above > cache_keep(k) ? above - cache_keep(k) : 0;
+	if (want > above)
+		want = above;
+	if (want)
+		n = hak_ring_pop_mc_n(&k->local, batch, want);
 	if (extra)
 		batch[n++] = *extra;
 	if (n == 0)
@@ -347,8 +435,48 @@ static void return_batch(struct hak_client *c, struct hak_pool *p, struct hak_cl
 		hak_pool_remove_slot(k, hak_desc_slot(batch[i]));
 }
 
+static void cache_put(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+		      hak_desc_t d)
+{
+	if (!hak_ring_push_mp(&k->local, &d, 1))
+		return_batch(c, p, k, &d);
+	else if (hak_ring_count(&k->local) >= cache_return_at(k))
+		return_batch(c, p, k, NULL);
+}
+
+void hak_tc_spill(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+		  const hak_desc_t *d, uint32_t n)
+{
+	if (n == 0)
+		return;
+	/* One push for the whole spill when the shared cache has room. */
+	if (!hak_ring_push_mp(&k->local, d, n)) {
+		for (uint32_t i = 0; i < n; i++)
+			cache_put(c, p, k, d[i]);
+		return;
+	}
+	/* Each batch moves at least one slot: bounded by n. */
+	for (uint32_t i = 0; i < n && hak_ring_count(&k->local) >= cache_return_at(k); i++)
+		return_batch(c, p, k, NULL);
+}
+
+/* A full stack sends its older half to the shared cache in one push. */
+static void tc_put(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+		   struct hak_tc_class *tk, hak_desc_t d)
+{
+	if (tk->ndirty == tk->cap) {
+		uint32_t half = tk->cap / 2;
+
+		hak_tc_spill(c, p, k, tk->dirty, half);
+		memmove(tk->dirty, tk->dirty + half, (tk->ndirty - half) * sizeof(d));
+		tk->ndirty -= half;
+	}
+	tk->dirty[tk->ndirty++] = d;
+}
+
 static int pool_free(struct hak_client *c, struct hak_pool *p, void *ptr, size_t size)
 {
+	struct hak_tcache *t;
 	struct hak_class_rt *k;
 	hak_desc_t d;
 	uint32_t slot;
@@ -362,16 +490,20 @@ static int pool_free(struct hak_client *c, struct hak_pool *p, void *ptr, size_t
 		r = slot_release(k, slot, &d);
 	if (r < 0)
 		return r;
-	hak_count(c, p, HAK_CNT_FREE_POOL);
 	/* Pairs with the release store in hak_pool_retire. */
 	if (__atomic_load_n(&p->dead, __ATOMIC_ACQUIRE)) {
+		hak_count(c, p, HAK_CNT_FREE_POOL);
 		hak_pool_remove_slot(k, slot);
 		return 0;
 	}
-	if (!hak_ring_push_mp(&k->local, &d, 1))
-		return_batch(c, p, k, &d);
-	else if (hak_ring_count(&k->local) >= cache_return_at(k))
-		return_batch(c, p, k, NULL);
+	t = hak_tcache_of(c, p);
+	if (t && t->cls[k - p->cls].cap) {
+		hak_tc_count(t, HAK_CNT_FREE_POOL);
+		tc_put(c, p, k, &t->cls[k - p->cls], d);
+		return 0;
+	}
+	hak_count(c, p, HAK_CNT_FREE_POOL);
+	cache_put(c, p, k, d);
 	return 0;
 }
 

@@ -169,6 +169,7 @@ HAK_EXPORT int hak_client_new(struct hak_client **out)
 	if (!c)
 		return -ENOMEM;
 	c->refcount = 1;
+	c->id = hak_tcache_next_id();
 	pthread_mutex_init(&c->lock, NULL);
 	hak_fallback_init(c);
 	c->log_priority = log_priority_from_env();
@@ -320,6 +321,7 @@ HAK_EXPORT int hak_client_get_stats(struct hak_client *c, struct hak_client_stat
 
 	if (!c || !st)
 		return -EINVAL;
+	hak_tcache_count_flush_for(c);
 	sum_shards(c->priv, v);
 	n = hak_npools(c);
 	for (unsigned i = 0; i < n; i++) {

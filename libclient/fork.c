@@ -113,3 +113,20 @@ void hak_fork_unregister(struct hak_client *c)
 	}
 	pthread_mutex_unlock(&fork_lock);
 }
+
+bool hak_fork_call_if_live(struct hak_client *c, uint64_t id,
+			   void (*fn)(struct hak_client *c, void *arg), void *arg)
+{
+	bool live = false;
+
+	pthread_mutex_lock(&fork_lock);
+	/* client_free unregisters before it tears anything down, and waits for
+	 * this lock to do so.  The id tells a new handle at the same address
+	 * from the one that was bound. */
+	for (struct hak_client *x = fork_list; x && !live; x = x->fork_next)
+		live = x == c && x->id == id;
+	if (live)
+		fn(c, arg);
+	pthread_mutex_unlock(&fork_lock);
+	return live;
+}

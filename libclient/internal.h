@@ -12,6 +12,8 @@
  *   local.c    local mode: a private pool whose daemon side is the monitor
  *   alloc.c    hak_alloc / hak_free: the hot path and its fallbacks
  *   fallback.c the mmap fallbacks handed out, so hak_free unmaps only those
+ *   tcache.c   per-thread caches in front of the rings: binding, flushing,
+ *              thread exit
  *
  * Memory the library needs for itself (the handle, a pool's private state)
  * comes from anonymous mmap, never malloc: allocators link this library and
@@ -83,6 +85,7 @@ static inline uint64_t hak_page_round(uint64_t n)
 struct hak_class_rt {
 	char *base; /* slot 0 in our mapping */
 	uint64_t slot_size;
+	unsigned slot_shift; /* log2(slot_size), 0 when that is not a power of two */
 	uint32_t nslots;
 	uint32_t ready_low;
 	uint32_t ret_batch;
@@ -105,12 +108,12 @@ struct hak_pool {
 	struct hak_ctrl_sync *sync;
 	struct hak_ctrl_counters *counters; /* HAK_COUNTER_SHARDS, in ctrl */
 	int doorbell_fd;
-	int dead;	  /* atomic: the daemon is gone; frees punch holes */
-	int absent;	  /* atomic: in a fork child, the mappings do not exist */
-	int reserved;	  /* in a fork child: the pool range holds a PROT_NONE reservation */
-	bool local;	  /* private memory, serviced by our own monitor (local.c) */
+	int dead;	       /* atomic: the daemon is gone; frees punch holes */
+	int absent;	       /* atomic: in a fork child, the mappings do not exist */
+	int reserved;	       /* in a fork child: the pool range holds a PROT_NONE reservation */
+	bool local;	       /* private memory, serviced by our own monitor (local.c) */
 	struct hak_local *loc; /* local pools: the daemon side's private state */
-	size_t priv_size; /* bytes of the private mapping this struct starts */
+	size_t priv_size;      /* bytes of the private mapping this struct starts */
 	unsigned nclasses;
 	struct hak_class_rt cls[HAK_MAX_CLASSES];
 };
@@ -160,6 +163,7 @@ struct hak_client {
 	/* Counters of allocations made with no pool mapped. */
 	struct hak_ctrl_counters priv[HAK_COUNTER_SHARDS];
 	int refcount;
+	uint64_t id; /* unique in the process: a per-thread cache names its handle by it */
 	/* Guards connection state (socket, pools, monitor, prefault, settings);
 	 * never taken by hak_alloc / hak_free in steady state. */
 	pthread_mutex_t lock;
@@ -257,6 +261,11 @@ void *hak_map_private(size_t size, int extra_flags);
 
 int hak_fork_register(struct hak_client *c);
 void hak_fork_unregister(struct hak_client *c);
+/* Calls fn(c, arg) with the list of live handles locked, so c cannot be
+ * torn down meanwhile, if c is still the live handle numbered id.  Returns
+ * whether it did. */
+bool hak_fork_call_if_live(struct hak_client *c, uint64_t id,
+			   void (*fn)(struct hak_client *c, void *arg), void *arg);
 
 /* ---- fallback.c ---- */
 
@@ -305,6 +314,96 @@ uint64_t hak_local_zeroed(const struct hak_pool *p);
 void hak_local_reset_in_child(struct hak_pool *p);
 /* Local pools give a slot's memory back with MADV_DONTNEED. */
 void hak_local_pool_destroy(struct hak_pool *p);
+
+/* ---- tcache.c: the calling thread's cache ---- */
+
+/* Per class, a thread keeps at most this many of its own freed slots
+ * (a LIFO: the slot freed last is reused first, still in this core's
+ * cache), no more than HAK_TC_BYTES of them, and no more than
+ * 1/HAK_TC_CLASS_DIV of the class, so that threads do not hoard a class
+ * between them.  Classes that would get fewer than HAK_TC_MIN get no
+ * thread cache: their slots are too few or too large for a per-thread
+ * stack to pay. */
+#define HAK_TC_DIRTY_MAX 64u
+#define HAK_TC_BYTES (256u * 1024u)
+#define HAK_TC_CLASS_DIV 32u
+#define HAK_TC_MIN 4u
+/* Zeroed descriptors taken from the ready ring with one compare-and-swap,
+ * at most half the dirty capacity: a small batch leaves the rest of the
+ * ring to the other threads. */
+#define HAK_TC_READY_MAX 8u
+/* After the ready ring was found empty, allocations served from the
+ * thread's own slots skip it this many times: looking costs a full fence
+ * and a read of a line the daemon writes, as much as zeroing a quarter of
+ * a page, and the daemon needs longer than that to catch up anyway. */
+#define HAK_TC_DRY_SKIP 16u
+/* Counts a thread adds to its pool's shared counters at once: an atomic
+ * add per 64 operations, not one per allocation and one per free.  A
+ * thread's statistics are exact for itself (hak_client_get_stats adds its
+ * own), and at most this far behind for the others. */
+#define HAK_TC_COUNT_BATCH 64u
+
+struct hak_tc_class {
+	uint32_t cap;	 /* dirty slots kept; 0: no thread cache for this class */
+	uint32_t rbatch; /* ready descriptors taken per pop */
+	uint32_t ndirty;
+	uint32_t nready;
+	uint32_t dry; /* allocations left that do not look at an empty ready ring */
+	hak_desc_t dirty[HAK_TC_DIRTY_MAX]; /* own freed slots, LIFO, not held */
+	hak_desc_t ready[HAK_TC_READY_MAX]; /* zeroed slots taken from the ready ring */
+};
+
+/* One thread's cache, bound to one pool of one handle at a time.  Only its
+ * thread reads or writes it (the thread-exit destructor runs on that
+ * thread too); it comes from mmap, never malloc. */
+struct hak_tcache {
+	struct hak_client *c; /* NULL: bound to nothing, holds nothing */
+	uint64_t cid;	      /* c->id when bound: c may be gone since */
+	struct hak_pool *p;
+	uint32_t npend;		   /* counts not yet in p's counters */
+	uint32_t pend[HAK_CNT_NR]; /* per counter */
+	struct hak_tc_class cls[HAK_MAX_CLASSES];
+};
+
+/* The calling thread's cache: NULL before its first use, HAK_TC_OFF where
+ * it must not be used (being set up, thread exiting, no key). */
+extern __thread struct hak_tcache *hak_tc_self HAK_HIDDEN
+	__attribute__((tls_model("initial-exec")));
+#define HAK_TC_OFF ((struct hak_tcache *)1)
+
+uint64_t hak_tcache_next_id(void);
+/* Flushes what the thread's cache holds and binds it to (c, p); NULL when
+ * the thread has no usable cache or p is going away. */
+struct hak_tcache *hak_tcache_bind(struct hak_client *c, struct hak_pool *p);
+
+/* Adds t's pending counts to its pool's counters. */
+void hak_tc_count_flush(struct hak_tcache *t);
+/* Before reading the counters: the calling thread's own pending counts
+ * for c go in first. */
+void hak_tcache_count_flush_for(struct hak_client *c);
+
+static inline void hak_tc_count(struct hak_tcache *t, enum hak_counter k)
+{
+	t->pend[k]++;
+	if (hak_unlikely(++t->npend >= HAK_TC_COUNT_BATCH))
+		hak_tc_count_flush(t);
+}
+
+static inline struct hak_tcache *hak_tcache_of(struct hak_client *c, struct hak_pool *p)
+{
+	struct hak_tcache *t = hak_tc_self;
+
+	if (hak_likely(t != NULL && t != HAK_TC_OFF && t->p == p && t->c == c && t->cid == c->id))
+		return t;
+	return hak_tcache_bind(c, p);
+}
+
+/* ---- alloc.c ---- */
+
+/* Hands n slots a thread cache no longer keeps to the pool's shared cache
+ * (and from there, in batches, to the daemon). */
+void hak_tc_spill(struct hak_client *c, struct hak_pool *p, struct hak_class_rt *k,
+		  const hak_desc_t *d, uint32_t n);
 
 /* ---- monitor.c ---- */
 

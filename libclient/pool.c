@@ -57,6 +57,9 @@ static void class_init(struct hak_pool *p, unsigned i, char **cursor)
 
 	k->base = p->base + cl->pool_offset;
 	k->slot_size = cl->slot_size;
+	k->slot_shift = 0;
+	if ((cl->slot_size & (cl->slot_size - 1)) == 0)
+		k->slot_shift = (unsigned)__builtin_ctzll(cl->slot_size);
 	k->nslots = cl->nslots;
 	k->ready_low = cl->ready_low;
 	k->ret_batch = cl->ret_batch;

@@ -48,7 +48,7 @@ static inline uint32_t hak_desc_gen(hak_desc_t d)
 struct hak_ring_shared {
 	_Alignas(HAK_CACHELINE) uint32_t head; /* consumer: next entry to take */
 	_Alignas(HAK_CACHELINE) uint32_t tail; /* producer: end of published entries */
-	uint32_t reserve;                      /* multi-producer: end of reserved entries */
+	uint32_t reserve;		       /* multi-producer: end of reserved entries */
 	_Alignas(HAK_CACHELINE) uint8_t pad_[1];
 };
 
@@ -98,6 +98,29 @@ static inline bool hak_ring_pop_mc(struct hak_ring *r, hak_desc_t *out)
 			*out = d;
 			return true;
 		}
+	}
+}
+
+/* Takes up to max descriptors with one compare-and-swap: a thread that
+ * keeps a few ready slots for itself pays one contended operation per
+ * batch, not per slot.  Returns how many it took (0: the ring is empty). */
+static inline uint32_t hak_ring_pop_mc_n(struct hak_ring *r, hak_desc_t *out, uint32_t max)
+{
+	uint32_t head = hak_load_relaxed(&r->s->head);
+
+	for (;;) {
+		/* Pairs with the producer's release store of tail. */
+		uint32_t tail = hak_load_acquire(&r->s->tail);
+		uint32_t n = tail - head < max ? tail - head : max;
+
+		if (n == 0)
+			return 0;
+		for (uint32_t i = 0; i < n; i++)
+			out[i] = hak_ring_load_entry(r, head + i);
+		/* As in hak_ring_pop_mc: the entries were read while head still
+		 * covered them; success publishes that we are done reading. */
+		if (hak_cas_release(&r->s->head, &head, head + n))
+			return n;
 	}
 }
 

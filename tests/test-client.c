@@ -1153,6 +1153,263 @@ static void test_prefault_no_uring(void **state)
 	check_prefault(false);
 }
 
+/* ---- per-thread caches ---- */
+
+/* A class large enough for thread caches: 1024 slots, so each thread keeps
+ * up to 32 of its own and takes 8 ready ones per pop. */
+#define TC_NSLOTS 1024u
+#define TC_CAP 32u
+#define TC_BATCH 8u
+#define TC_PREFILL 16u
+
+static struct hak_client *tc_client(struct fake *f)
+{
+	fake_init(f);
+	f->geom[0] = (struct hak_class_geom){4 * KiB, TC_NSLOTS, 4, 4};
+	f->ngeom = 1;
+	f->prefill = TC_PREFILL;
+	fake_listen(f);
+	return connected_client(f);
+}
+
+/* Frees stay in the thread (nothing goes back to the daemon); ready slots
+ * are taken in batches; with nothing ready, the slot freed last is the one
+ * zeroed inline, and it reads as zero. */
+static void test_tc_lifo(void **state)
+{
+	struct fake f;
+	struct hak_client *c = tc_client(&f);
+	struct fake_sess *s = fake_sess(&f, 0);
+	struct hak_ring *ready = &hak_pool_current(c)->cls[0].ready;
+	hak_desc_t seen[4];
+	struct hak_client_stats st;
+	char *p[TC_PREFILL], *q;
+
+	assert_int_equal(hak_alloc(c, 4096, 0, (void **)&p[0]), HAK_ALLOC_ZEROED);
+	assert_int_equal(hak_ring_count(ready), TC_PREFILL - TC_BATCH); /* one pop, a batch */
+	for (unsigned i = 1; i < TC_PREFILL; i++)
+		assert_int_equal(hak_alloc(c, 4096, 0, (void **)&p[i]), HAK_ALLOC_ZEROED);
+	for (unsigned i = 0; i < TC_PREFILL; i++) {
+		assert_true(all_zero(p[i], 4096));
+		memset(p[i], 0x5a, 4096);
+		assert_int_equal(hak_free(c, p[i], 4096), 0);
+	}
+	assert_int_equal(fake_recycle(s, 0, false, seen, 4), 0);
+	assert_int_equal(hak_free(c, p[3], 4096), -EINVAL); /* twice */
+	/* Dirty is fine: the slot freed last, unzeroed. */
+	assert_int_equal(hak_alloc(c, 4096, HAK_ALLOC_DIRTY_OK, (void **)&q), 0);
+	assert_ptr_equal(q, p[TC_PREFILL - 1]);
+	assert_int_equal((unsigned char)q[4095], 0x5a);
+	assert_int_equal(hak_free(c, q, 4096), 0);
+	/* Zeroes needed and nothing ready: that same slot, zeroed here. */
+	assert_int_equal(hak_alloc(c, 4096, 0, (void **)&q), HAK_ALLOC_ZEROED);
+	assert_ptr_equal(q, p[TC_PREFILL - 1]);
+	assert_true(all_zero(q, 4096));
+	st = stats(c);
+	assert_int_equal(st.alloc_ready, TC_PREFILL);
+	assert_int_equal(st.alloc_dirty, 1);
+	assert_int_equal(st.alloc_inline_zero, 1);
+	assert_int_equal(st.alloc_mmap, 0);
+	assert_int_equal(st.free_pool, TC_PREFILL + 1);
+	assert_int_equal(hak_free(c, q, 4096), 0);
+	assert_null(hak_client_unref(c));
+	fake_stop(&f);
+}
+
+/* A full thread stack sends its older half to the shared cache in one
+ * push; the newer half stays. */
+static void test_tc_spill(void **state)
+{
+	struct fake f;
+	struct hak_client *c;
+	struct hak_ring *local;
+	void *p[TC_CAP + 1];
+
+	fake_init(&f);
+	f.geom[0] = (struct hak_class_geom){4 * KiB, TC_NSLOTS, 4, 4};
+	f.ngeom = 1;
+	f.prefill = TC_CAP + 1;
+	fake_listen(&f);
+	c = connected_client(&f);
+	local = &hak_pool_current(c)->cls[0].local;
+	for (unsigned i = 0; i <= TC_CAP; i++)
+		assert_int_equal(hak_alloc(c, 4096, 0, &p[i]), HAK_ALLOC_ZEROED);
+	for (unsigned i = 0; i < TC_CAP; i++)
+		assert_int_equal(hak_free(c, p[i], 4096), 0);
+	assert_int_equal(hak_ring_count(local), 0);
+	assert_int_equal(hak_free(c, p[TC_CAP], 4096), 0);
+	assert_int_equal(hak_ring_count(local), TC_CAP / 2);
+	/* The oldest went: the shared cache hands out p[0] first. */
+	assert_int_equal(hak_ring_pop_mc(local, &(hak_desc_t){0}), true);
+	assert_null(hak_client_unref(c));
+	fake_stop(&f);
+}
+
+struct tc_exit_arg {
+	struct hak_client *c;
+	void *p[TC_PREFILL];
+	int errors;
+};
+
+static void *tc_exit_main(void *arg)
+{
+	struct tc_exit_arg *a = arg;
+
+	for (unsigned i = 0; i < TC_PREFILL; i++)
+		a->errors += hak_alloc(a->c, 4096, 0, &a->p[i]) != HAK_ALLOC_ZEROED;
+	for (unsigned i = 0; i < TC_PREFILL; i++)
+		a->errors += hak_free(a->c, a->p[i], 4096) != 0;
+	/* Everything is in this thread's cache now. */
+	a->errors += hak_ring_count(&hak_pool_current(a->c)->cls[0].local) != 0;
+	return NULL;
+}
+
+static bool tc_exit_was_freed(const struct tc_exit_arg *a, const void *q)
+{
+	for (unsigned i = 0; i < TC_PREFILL; i++)
+		if (a->p[i] == q)
+			return true;
+	return false;
+}
+
+/* A thread that exits hands its cache back: another thread gets its slots,
+ * and each exactly once. */
+static void test_tc_thread_exit(void **state)
+{
+	struct fake f;
+	struct tc_exit_arg a = {.c = tc_client(&f)};
+	struct hak_pool *pool = hak_pool_current(a.c);
+	pthread_t th;
+	void *q[TC_PREFILL];
+
+	assert_int_equal(pthread_create(&th, NULL, tc_exit_main, &a), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(a.errors, 0);
+	assert_int_equal(hak_ring_count(&pool->cls[0].local), TC_PREFILL);
+	/* Its counts, kept in the thread, went into the pool's counters. */
+	assert_int_equal(stats(a.c).alloc_ready, TC_PREFILL);
+	assert_int_equal(stats(a.c).free_pool, TC_PREFILL);
+	for (unsigned i = 0; i < TC_PREFILL; i++) {
+		assert_int_equal(hak_alloc(a.c, 4096, HAK_ALLOC_DIRTY_OK, &q[i]), 0);
+		assert_true(tc_exit_was_freed(&a, q[i]));
+		for (unsigned j = 0; j < i; j++)
+			assert_ptr_not_equal(q[i], q[j]);
+	}
+	assert_int_equal(stats(a.c).alloc_dirty, TC_PREFILL);
+	for (unsigned i = 0; i < TC_PREFILL; i++)
+		assert_int_equal(hak_free(a.c, q[i], 4096), 0);
+	assert_null(hak_client_unref(a.c));
+	fake_stop(&f);
+}
+
+/* Reads the slot through the fake daemon's own mapping. */
+static unsigned char daemon_byte(struct fake_sess *s, uint32_t slot)
+{
+	return (unsigned char)s->pool[s->h.cls[0].pool_offset + (uint64_t)slot * 4096 + 100];
+}
+
+/* The daemon dies with slots in this thread's cache: none is handed out
+ * from the retired pool, and they are given back (punched) once the thread
+ * binds to the next pool. */
+static void test_tc_daemon_death(void **state)
+{
+	struct fake f;
+	struct hak_client *c = tc_client(&f);
+	struct fake_sess *s = fake_sess(&f, 0);
+	char *base = hak_pool_current(c)->cls[0].base;
+	uint32_t slot[4];
+	char *p[4];
+	void *q;
+
+	for (unsigned i = 0; i < 4; i++) {
+		assert_int_equal(hak_alloc(c, 4096, 0, (void **)&p[i]), HAK_ALLOC_ZEROED);
+		memset(p[i], 7, 4096);
+		slot[i] = (uint32_t)((p[i] - base) / 4096);
+	}
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(hak_free(c, p[i], 4096), 0);
+	pthread_mutex_lock(&f.mu);
+	f.refuse = -EAGAIN;
+	pthread_mutex_unlock(&f.mu);
+	fake_kill(&f, 0);
+	assert_true(wait_connected(c, 0, WAIT_MS));
+	assert_int_equal(daemon_byte(s, slot[0]), 7); /* still cached, not yet given back */
+	assert_int_equal(hak_alloc(c, 4096, HAK_ALLOC_DIRTY_OK, &q), HAK_ALLOC_ZEROED);
+	for (unsigned i = 0; i < 4; i++)
+		assert_ptr_not_equal(q, p[i]);
+	assert_int_equal(stats(c).alloc_mmap, 1);
+	assert_int_equal(hak_free(c, q, 4096), 0);
+	pthread_mutex_lock(&f.mu);
+	f.refuse = 0;
+	pthread_mutex_unlock(&f.mu);
+	assert_true(wait_connected(c, 1, WAIT_MS));
+	assert_int_equal(hak_alloc(c, 4096, 0, &q), HAK_ALLOC_ZEROED);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(daemon_byte(s, slot[i]), 0);
+	assert_int_equal(hak_free(c, q, 4096), 0);
+	assert_null(hak_client_unref(c));
+	fake_stop(&f);
+}
+
+/* A fork child inherits the forking thread's cache, full of the parent's
+ * shared slots: it must hand none of them out (the pool is not mapped in
+ * the child). */
+static void test_tc_fork(void **state)
+{
+	struct fake f;
+	struct hak_client *c = tc_client(&f);
+	char *p;
+	pid_t pid;
+	int status;
+
+	assert_int_equal(hak_alloc(c, 4096, 0, (void **)&p), HAK_ALLOC_ZEROED);
+	assert_int_equal(hak_free(c, p, 4096), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		void *q = NULL;
+		int rc = 0;
+
+#ifndef __SANITIZE_THREAD__
+		/* (The allocation starts the child's monitor thread, which
+		 * ThreadSanitizer cannot follow after a multi-threaded fork.) */
+		rc = hak_alloc(c, 4096, HAK_ALLOC_DIRTY_OK, &q) != HAK_ALLOC_ZEROED || q == p ||
+		     !all_zero(q, 4096) || hak_free(c, q, 4096) != 0;
+#endif
+		(void)q;
+		hak_client_unref(c);
+		_exit(rc);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* The parent still has its slot in its cache. */
+	assert_int_equal(hak_alloc(c, 4096, HAK_ALLOC_DIRTY_OK, (void **)&p), 0);
+	assert_int_equal(hak_free(c, p, 4096), 0);
+	assert_null(hak_client_unref(c));
+	fake_stop(&f);
+}
+
+/* A cache bound to a handle that was freed must not touch it: a new handle
+ * (perhaps at the same address) starts clean. */
+static void test_tc_handle_gone(void **state)
+{
+	struct fake f;
+	struct hak_client *c = tc_client(&f);
+	void *p, *q;
+
+	assert_int_equal(hak_alloc(c, 4096, 0, &p), HAK_ALLOC_ZEROED);
+	assert_int_equal(hak_free(c, p, 4096), 0);
+	assert_null(hak_client_unref(c));
+	c = connected_client(&f);
+	assert_int_equal(hak_alloc(c, 4096, HAK_ALLOC_DIRTY_OK, &q), HAK_ALLOC_ZEROED);
+	assert_int_equal(stats(c).alloc_ready, 1);
+	assert_int_equal(stats(c).alloc_dirty, 0);
+	assert_int_equal(hak_free(c, q, 4096), 0);
+	assert_null(hak_client_unref(c));
+	fake_stop(&f);
+}
+
 /* ---- many threads ---- */
 
 #define NTHREADS 4
@@ -1237,7 +1494,10 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static void test_threads(void **state)
+/* N threads against one pool of nslots 4 KiB slots, with a recycler in the
+ * daemon's place: no slot is handed out twice, every zeroed one reads as
+ * zero, every return carries the generation its slot was queued with. */
+static void threads_run(uint32_t nslots)
 {
 	struct fake f;
 	struct hak_client *c;
@@ -1247,8 +1507,8 @@ static void test_threads(void **state)
 	struct hak_client_stats st;
 
 	fake_init(&f);
-	f.geom[0] = (struct hak_class_geom){4 * KiB, 32, 8, 4};
-	f.prefill = 32;
+	f.geom[0] = (struct hak_class_geom){4 * KiB, nslots, nslots / 4, 4};
+	f.prefill = nslots;
 	fake_listen(&f);
 	c = connected_client(&f);
 	s = fake_sess(&f, 0);
@@ -1277,6 +1537,19 @@ static void test_threads(void **state)
 	fake_stop(&f);
 }
 
+/* 32 slots: too few for thread caches, the shared path alone. */
+static void test_threads(void **state)
+{
+	threads_run(32);
+}
+
+/* 1024 slots: each thread keeps 32 of its own and takes ready slots in
+ * batches. */
+static void test_threads_tcache(void **state)
+{
+	threads_run(TC_NSLOTS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1300,6 +1573,13 @@ int main(void)
 		cmocka_unit_test(test_prefault_uring),
 		cmocka_unit_test(test_prefault_no_uring),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_tc_lifo),
+		cmocka_unit_test(test_tc_spill),
+		cmocka_unit_test(test_tc_thread_exit),
+		cmocka_unit_test(test_tc_daemon_death),
+		cmocka_unit_test(test_tc_fork),
+		cmocka_unit_test(test_tc_handle_gone),
+		cmocka_unit_test(test_threads_tcache),
 	};
 	int fd = memfd_create("probe", MFD_CLOEXEC);
 

@@ -148,6 +148,29 @@ static void test_full_and_empty(void **state)
 	ring_free(t);
 }
 
+/* A batch pop takes what there is, up to max, in ring order, across the
+ * wrap; an empty ring leaves the output untouched. */
+static void test_pop_batch(void **state)
+{
+	struct test_ring *t = ring_new(SMALL_RING_ENTRIES);
+	hak_desc_t d[SMALL_RING_ENTRIES] = {42};
+
+	assert_int_equal(hak_ring_pop_mc_n(&t->r, d, SMALL_RING_ENTRIES), 0);
+	assert_int_equal(d[0], 42);
+	ring_set_indices(t, UINT32_MAX - 2);
+	for (uint32_t i = 0; i < 6; i++)
+		push_one(&t->r, hak_desc_make(i, 7));
+	assert_int_equal(hak_ring_pop_mc_n(&t->r, d, 4), 4);
+	for (uint32_t i = 0; i < 4; i++)
+		assert_int_equal(d[i], hak_desc_make(i, 7));
+	assert_int_equal(hak_ring_count(&t->r), 2);
+	assert_int_equal(hak_ring_pop_mc_n(&t->r, d, SMALL_RING_ENTRIES), 2);
+	assert_int_equal(d[0], hak_desc_make(4, 7));
+	assert_int_equal(d[1], hak_desc_make(5, 7));
+	assert_int_equal(t->shared->head, t->shared->tail);
+	ring_free(t);
+}
+
 static void test_batch_all_or_nothing(void **state)
 {
 	struct test_ring *t = ring_new(SMALL_RING_ENTRIES);
@@ -544,29 +567,48 @@ static void test_race_mp_push_sc_consume_3(void **state)
 
 /* --- one producer (sp helpers), many consumers (hak_ring_pop_mc) --- */
 
+/* Odd consumers take batches (hak_ring_pop_mc_n), even ones single
+ * descriptors: both kinds race for the same head. */
+#define RACE_POP_BATCH 3u
+
+static uint32_t spmc_pop(struct race_thread *rt, hak_desc_t *d)
+{
+	if (rt->id & 1)
+		return hak_ring_pop_mc_n(&rt->race->t->r, d, RACE_POP_BATCH);
+	return hak_ring_pop_mc(&rt->race->t->r, d) ? 1 : 0;
+}
+
+static void spmc_check(struct race *r, hak_desc_t d)
+{
+	uint32_t v = hak_desc_slot(d);
+
+	if (v >= RACE_MAX_VALUES || hak_desc_gen(d) != (v ^ RACE_GEN_KEY)) {
+		store_u32(&r->bad, 1);
+		v = 0;
+	}
+	__atomic_fetch_add(&r->times_popped[v], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&r->popped_total, 1, __ATOMIC_RELEASE);
+}
+
 static void *spmc_consumer(void *arg)
 {
-	struct race *r = ((struct race_thread *)arg)->race;
+	struct race_thread *rt = arg;
+	struct race *r = rt->race;
 	unsigned spins = 0;
 
 	wait_go(r);
 	/* pushed[0] is the producer's final count, valid once stop is set. */
 	while (!load_u32(&r->stop) || load_u32(&r->popped_total) < load_u32(&r->pushed[0])) {
-		hak_desc_t d;
-		uint32_t v;
+		hak_desc_t d[RACE_POP_BATCH];
+		uint32_t n = spmc_pop(rt, d);
 
-		if (!hak_ring_pop_mc(&r->t->r, &d)) {
+		if (n == 0) {
 			hak_backoff(&spins);
 			continue;
 		}
 		spins = 0;
-		v = hak_desc_slot(d);
-		if (v >= RACE_MAX_VALUES || hak_desc_gen(d) != (v ^ RACE_GEN_KEY)) {
-			store_u32(&r->bad, 1);
-			v = 0;
-		}
-		__atomic_fetch_add(&r->times_popped[v], 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&r->popped_total, 1, __ATOMIC_RELEASE);
+		for (uint32_t i = 0; i < n; i++)
+			spmc_check(r, d[i]);
 	}
 	return NULL;
 }
@@ -658,6 +700,7 @@ int main(void)
 		cmocka_unit_test(test_push_pop_fifo),
 		cmocka_unit_test(test_full_and_empty),
 		cmocka_unit_test(test_batch_all_or_nothing),
+		cmocka_unit_test(test_pop_batch),
 		cmocka_unit_test(test_wraparound_mc_mp),
 		cmocka_unit_test(test_wraparound_sp_sc),
 		cmocka_unit_test(test_sp_helpers),
