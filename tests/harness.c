@@ -29,6 +29,7 @@ void (*h_fail_hook)(const char *msg);
 int h_child_stderr = -1;
 struct h_env h_env;
 struct h_proc *h_daemon;
+void (*h_daemon_pre_exec)(void);
 static struct h_proc procs[H_MAX_PROCS];
 static off_t log_flushed;
 
@@ -209,7 +210,8 @@ static void child_setup(pid_t parent, const int in[2], const int out[2], int err
 		dup2(err_fd, STDERR_FILENO);
 }
 
-static struct h_proc *spawn(const char *name, char *const argv[], int err_fd)
+static struct h_proc *spawn(const char *name, char *const argv[], int err_fd,
+			    void (*pre_exec)(void))
 {
 	int in[2], out[2];
 	pid_t parent = getpid();
@@ -222,6 +224,8 @@ static struct h_proc *spawn(const char *name, char *const argv[], int err_fd)
 	h_check(p->pid >= 0, "fork: %s", strerror(errno));
 	if (p->pid == 0) {
 		child_setup(parent, in, out, err_fd);
+		if (pre_exec)
+			pre_exec();
 		execv(argv[0], argv);
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -235,7 +239,7 @@ static struct h_proc *spawn(const char *name, char *const argv[], int err_fd)
 
 struct h_proc *h_proc_start(const char *name, char *const argv[])
 {
-	return spawn(name, argv, h_child_stderr);
+	return spawn(name, argv, h_child_stderr, NULL);
 }
 
 struct h_proc *h_prog_va(const char *prog, const char *name, const char *cmd, va_list ap)
@@ -506,11 +510,11 @@ void h_daemon_start(void)
 			"--config",
 			h_env.conf,
 			NULL};
-	uint64_t deadline = tu_now_ms() + H_REACT_MS;
+	uint64_t deadline = tu_now_ms() + H_START_MS;
 	int log = open(h_env.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
 	h_check(log >= 0, "open %s: %s", h_env.log, strerror(errno));
-	h_daemon = spawn("hakzerod", argv, log);
+	h_daemon = spawn("hakzerod", argv, log, h_daemon_pre_exec);
 	close(log);
 	/* Nothing tells us when it listens: try until it answers. */
 	while (!try_connect()) {
@@ -519,7 +523,7 @@ void h_daemon_start(void)
 			       h_daemon->status);
 		if (tu_now_ms() > deadline)
 			h_fail("hakzerod does not answer on %s after %d ms", h_env.sock,
-			       H_REACT_MS);
+			       H_START_MS);
 		tu_sleep_ms(H_POLL_MS);
 	}
 }

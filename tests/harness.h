@@ -38,6 +38,9 @@
 #endif
 /* How long the daemon or a client gets to react to something. */
 #define H_REACT_MS 5000
+/* How long a starting daemon gets until it answers: it measures its
+ * zeroing methods first, which takes seconds on a loaded machine. */
+#define H_START_MS 30000
 /* Pause between polls of a state nothing signals (a counter in a reply). */
 #define H_POLL_MS 10
 #define H_LINE 1024
@@ -143,6 +146,9 @@ uint64_t h_line_u64(const char *line, const char *key);
 /* ---- the daemon ---- */
 
 extern struct h_proc *h_daemon;
+/* Called in the daemon's process just before exec, when set: a test gives
+ * it descriptors to inherit, or a socket as systemd passes one. */
+extern void (*h_daemon_pre_exec)(void);
 
 void h_daemon_start(void);
 /* Also starts it when it was not running. */

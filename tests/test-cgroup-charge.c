@@ -34,7 +34,7 @@
 #include <cmocka.h>
 
 #include "hakclient.h"
-#include "hakd-spawn.h"
+#include "harness.h"
 
 #define MiB (1024ull * 1024)
 #define SLOT (64 * 1024)
@@ -233,7 +233,6 @@ static pid_t client_in(const struct group *g, const char *sock, bool *held)
 /* ---- the tests ---- */
 
 struct fixture {
-	struct hakd d;
 	struct group daemon;
 };
 
@@ -243,21 +242,18 @@ static int setup(void **state)
 
 	if (!find_cgroup()) {
 		print_message("skip: needs root and a memory cgroup to make children in\n");
-		exit(77);
-	}
-	if (!hakd_init(&f.d)) {
-		print_message("skip: $HAKZEROD is not set (make check sets it)\n");
+		h_cleanup();
 		exit(77);
 	}
 	if (!group_make(&f.daemon, "daemon")) {
 		print_message("skip: cannot make a memory cgroup in %s: %s\n", cg.base,
 			      strerror(errno));
-		hakd_fini(&f.d);
+		h_cleanup();
 		exit(77);
 	}
-	assert_true(hakd_start(&f.d));
+	h_daemon_start();
 	/* Its later pages are charged here (what it charged before stays). */
-	assert_true(group_enter(&f.daemon, f.d.pid));
+	assert_true(group_enter(&f.daemon, h_daemon_pid()));
 	*state = &f;
 	return 0;
 }
@@ -265,10 +261,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	int r = h_daemon_finish();
 
-	hakd_fini(&f->d);
 	group_remove(&f->daemon);
-	return 0;
+	return r;
 }
 
 static void test_charged_to_client(void **state)
@@ -280,7 +276,7 @@ static void test_charged_to_client(void **state)
 	pid_t pid;
 
 	assert_true(group_make(&client, "client"));
-	pid = client_in(&client, f->d.sock, &held);
+	pid = client_in(&client, h_env.sock, &held);
 	mine = shmem_of(&client);
 	usage = value_of(client.path, cg.usage, "");
 	after = shmem_of(&f->daemon);
@@ -311,7 +307,7 @@ static void test_over_limit(void **state)
 	assert_true(write_str(over.path, cg.limit, limit));
 	/* No swap to hide in (the file exists only with swap accounting). */
 	write_str(over.path, cg.swap_limit, strcmp(cg.swap_limit, "memory.swap.max") ? limit : "0");
-	pid = client_in(&over, f->d.sock, &held);
+	pid = client_in(&over, h_env.sock, &held);
 	if (held)
 		kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -327,13 +323,13 @@ static void test_over_limit(void **state)
 	assert_true((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
 		    (WIFEXITED(status) && WEXITSTATUS(status) == 1));
 	/* The daemon goes on: alive, no OOM kill in its cgroup, serving. */
-	assert_int_equal(waitpid(f->d.pid, NULL, WNOHANG), 0);
+	assert_int_equal(waitpid(h_daemon_pid(), NULL, WNOHANG), 0);
 	assert_int_equal(value_of(f->daemon.path, cg.oom, "oom_kill"), ooms);
 	{
 		struct group next;
 
 		assert_true(group_make(&next, "next"));
-		pid = client_in(&next, f->d.sock, &held);
+		pid = client_in(&next, h_env.sock, &held);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		group_remove(&next);
@@ -341,12 +337,18 @@ static void test_over_limit(void **state)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_charged_to_client),
-		cmocka_unit_test(test_over_limit),
+		cmocka_unit_test_setup_teardown(test_charged_to_client, h_test_setup,
+						h_test_teardown),
+		cmocka_unit_test_setup_teardown(test_over_limit, h_test_setup, h_test_teardown),
 	};
+	int r = h_init_need("cgroup-charge", argv[0], 0);
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	(void)argc;
+	if (r)
+		return r;
+	h_write_conf("%s", "");
+	return h_run_tests(tests, setup, teardown);
 }

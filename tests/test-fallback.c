@@ -25,7 +25,7 @@
 #include <cmocka.h>
 
 #include "hakclient.h"
-#include "hakd-spawn.h"
+#include "harness.h"
 
 #define KiB 1024ull
 #define MiB (1024ull * KiB)
@@ -342,20 +342,22 @@ static void free_checked(struct hak_client *c, void *p, size_t size)
 	assert_int_equal(hak_free(c, p, size), 0);
 }
 
+/* Whether h_init found hakzerod (make check runs the test with it). */
+static bool have_daemon;
+
 static void test_across_modes(void **state)
 {
-	struct hakd d;
 	struct hak_client *c;
 	void *none, *local, *shared;
 
 	(void)state;
-	if (!hakd_init(&d)) {
+	if (!have_daemon) {
 		print_message("skip: $HAKZEROD is not set (make check sets it)\n");
 		skip();
 	}
 	assert_int_equal(hak_client_new(&c), 0);
 	assert_int_equal(hak_client_set_mode(c, HAK_MODE_AUTO), 0);
-	assert_int_equal(hak_client_set_socket(c, d.sock), 0);
+	assert_int_equal(hak_client_set_socket(c, h_env.sock), 0);
 	/* Before connecting: no pool at all. */
 	none = fallback(c, BIG);
 	memset(none, FILL, BIG);
@@ -365,28 +367,35 @@ static void test_across_modes(void **state)
 	local = fallback(c, BIG);
 	memset(local, FILL, BIG);
 	/* The daemon's pool. */
-	assert_true(hakd_start(&d));
+	h_daemon_start();
 	assert_true(wait_local(c, 0));
 	shared = fallback(c, BIG);
 	memset(shared, FILL, BIG);
 	free_checked(c, none, BIG);
 	/* The daemon dies: a local pool again. */
-	hakd_stop(&d);
+	h_daemon_stop();
 	assert_true(wait_local(c, 1));
 	free_checked(c, shared, BIG);
 	free_checked(c, local, BIG);
 	assert_int_equal(stats(c).free_mmap, 3);
 	assert_null(hak_client_unref(c));
-	hakd_fini(&d);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_unknown_flags), cmocka_unit_test(test_wrong_size),
-		cmocka_unit_test(test_not_ours),      cmocka_unit_test(test_fork),
-		cmocka_unit_test(test_threads),	      cmocka_unit_test(test_across_modes),
+		cmocka_unit_test(test_unknown_flags),
+		cmocka_unit_test(test_wrong_size),
+		cmocka_unit_test(test_not_ours),
+		cmocka_unit_test(test_fork),
+		cmocka_unit_test(test_threads),
+		cmocka_unit_test_setup_teardown(test_across_modes, h_test_setup, h_test_teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	(void)argc;
+	/* Only test_across_modes runs a daemon; the rest runs without one. */
+	have_daemon = h_init_need("fallback", argv[0], 0) == 0;
+	if (have_daemon)
+		h_write_conf("%s", "");
+	return h_run_tests(tests, NULL, NULL);
 }

@@ -18,36 +18,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "hakclient.h"
-#include "hakd-spawn.h"
+#include "harness.h"
 
 #define LISTEN_FD 3 /* SD_LISTEN_FDS_START */
 #define LISTEN_BACKLOG 16
-#define WAIT_MS 10000
-#define POLL_MS 20
 
 static const int inherited[] = {10, 251};
 
-struct spawn {
-	struct hakd d;
-	char file[2][sizeof(((struct hakd *)0)->dir) + 32];
-};
-
-static void nap_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
+/* The files the daemon inherits open, and the socket it is passed (-1:
+ * none), as the pre-exec hook finds them. */
+static struct {
+	char file[2][PATH_MAX];
+	int lfd;
+} spawn;
 
 static int listen_on(const char *path)
 {
@@ -61,35 +51,28 @@ static int listen_on(const char *path)
 	return fd;
 }
 
-/* In the child, before exec: fds at the numbers wanted, none close-on-exec. */
-static void child_exec(const struct spawn *s, int lfd)
+/* In the daemon's process, before exec: fds at the numbers wanted, none
+ * close-on-exec. */
+static void pre_exec(void)
 {
-	const char *exe = getenv("HAKZEROD");
 	char pid[16];
 
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	for (unsigned i = 0; i < 2; i++) {
-		int fd = open(s->file[i], O_RDONLY);
+		int fd = open(spawn.file[i], O_RDONLY);
 
 		if (fd < 0 || dup2(fd, inherited[i]) < 0)
 			_exit(126);
 	}
-	if (lfd >= 0) {
-		if (dup2(lfd, LISTEN_FD) < 0)
+	if (spawn.lfd >= 0) {
+		if (dup2(spawn.lfd, LISTEN_FD) < 0)
 			_exit(126);
 		snprintf(pid, sizeof(pid), "%d", (int)getpid());
 		setenv("LISTEN_FDS", "1", 1);
 		setenv("LISTEN_PID", pid, 1);
-		execl(exe, exe, "--foreground", "--config", "/dev/null", "--socket", s->d.sock,
-		      (char *)NULL);
-	} else {
+	} else if (dup2(inherited[0], LISTEN_FD) < 0) {
 		/* Not a passed socket: an fd 3 left open by accident. */
-		if (dup2(inherited[0], LISTEN_FD) < 0)
-			_exit(126);
-		execl(exe, exe, "--foreground", "--config", "/dev/null", "--socket", s->d.sock,
-		      (char *)NULL);
+		_exit(126);
 	}
-	_exit(127);
 }
 
 /* A client that got a pool: the daemon is up and past its start-up. */
@@ -106,51 +89,42 @@ static bool serves(const char *sock)
 	return ok;
 }
 
-static void spawn(struct spawn *s, bool activated)
+static void start(bool activated)
 {
-	int lfd = -1;
-	pid_t pid;
-
-	if (!hakd_init(&s->d)) {
-		print_message("skip: $HAKZEROD is not set (make check sets it)\n");
-		skip();
-	}
+	/* What a failed test before left behind. */
+	if (h_daemon_alive())
+		h_daemon_kill();
+	unlink(h_env.sock);
 	for (unsigned i = 0; i < 2; i++) {
 		int fd;
 
-		snprintf(s->file[i], sizeof(s->file[i]), "%s/inherited-%d", s->d.dir, inherited[i]);
-		fd = open(s->file[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		snprintf(spawn.file[i], sizeof(spawn.file[i]), "%s/inherited-%d", h_env.dir,
+			 inherited[i]);
+		fd = open(spawn.file[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 		assert_true(fd >= 0);
 		close(fd);
 	}
-	if (activated)
-		lfd = listen_on(s->d.sock);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0)
-		child_exec(s, lfd);
-	s->d.pid = pid;
-	if (lfd >= 0)
-		close(lfd);
-	for (unsigned t = 0; !serves(s->d.sock); t += POLL_MS) {
-		assert_true(t < WAIT_MS);
-		assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running */
-		nap_ms(POLL_MS);
-	}
+	spawn.lfd = activated ? listen_on(h_env.sock) : -1;
+	h_daemon_pre_exec = pre_exec;
+	h_daemon_start();
+	h_daemon_pre_exec = NULL;
+	if (spawn.lfd >= 0)
+		close(spawn.lfd);
+	assert_true(serves(h_env.sock));
 }
 
-static void finish(struct spawn *s)
+static void finish(void)
 {
-	hakd_stop(&s->d);
+	h_daemon_stop();
+	unlink(h_env.sock);
 	for (unsigned i = 0; i < 2; i++)
-		unlink(s->file[i]);
-	hakd_fini(&s->d);
+		unlink(spawn.file[i]);
 }
 
 /* What the daemon's fd refers to, "" when it has no such fd. */
 static void link_of(pid_t pid, const char *name, char *buf, size_t size)
 {
-	char path[64];
+	char path[sizeof("/proc/-2147483648/fd/") + NAME_MAX];
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)pid, name);
@@ -159,24 +133,24 @@ static void link_of(pid_t pid, const char *name, char *buf, size_t size)
 }
 
 /* Fails on any descriptor of the daemon open on one of our files. */
-static void check_fds(const struct spawn *s, bool activated)
+static void check_fds(pid_t pid, bool activated)
 {
 	char dir[64], target[PATH_MAX], fd3[PATH_MAX];
 	unsigned nfds = 0;
 	struct dirent *e;
 	DIR *d;
 
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)s->d.pid);
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
 	d = opendir(dir);
 	assert_non_null(d);
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		link_of(s->d.pid, e->d_name, target, sizeof(target));
+		link_of(pid, e->d_name, target, sizeof(target));
 		for (unsigned i = 0; i < 2; i++) {
-			if (strcmp(target, s->file[i]) == 0)
+			if (strcmp(target, spawn.file[i]) == 0)
 				print_message("hakzerod kept fd %s: %s\n", e->d_name, target);
-			assert_string_not_equal(target, s->file[i]);
+			assert_string_not_equal(target, spawn.file[i]);
 		}
 		nfds++;
 	}
@@ -185,42 +159,45 @@ static void check_fds(const struct spawn *s, bool activated)
 	for (unsigned i = 0; i < 3; i++) {
 		char name[2] = {(char)('0' + i), '\0'};
 
-		link_of(s->d.pid, name, target, sizeof(target));
+		link_of(pid, name, target, sizeof(target));
 		assert_true(target[0] != '\0'); /* stdin, stdout, stderr kept */
 	}
-	link_of(s->d.pid, "3", fd3, sizeof(fd3));
+	link_of(pid, "3", fd3, sizeof(fd3));
 	if (activated)
 		assert_true(strncmp(fd3, "socket:", strlen("socket:")) == 0);
 }
 
 static void test_inherited_closed(void **state)
 {
-	struct spawn s;
-
 	(void)state;
-	spawn(&s, false);
-	check_fds(&s, false);
-	finish(&s);
+	start(false);
+	check_fds(h_daemon_pid(), false);
+	finish();
 }
 
 static void test_listen_fds_kept(void **state)
 {
-	struct spawn s;
-
 	(void)state;
-	spawn(&s, true);
-	check_fds(&s, true);
+	start(true);
+	check_fds(h_daemon_pid(), true);
 	/* The passed socket is the one it serves on. */
-	assert_true(serves(s.d.sock));
-	finish(&s);
+	assert_true(serves(h_env.sock));
+	finish();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_inherited_closed),
-		cmocka_unit_test(test_listen_fds_kept),
+		cmocka_unit_test_setup_teardown(test_inherited_closed, h_test_setup,
+						h_test_teardown),
+		cmocka_unit_test_setup_teardown(test_listen_fds_kept, h_test_setup,
+						h_test_teardown),
 	};
+	int r = h_init_need("inherited-fds", argv[0], 0);
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	(void)argc;
+	if (r)
+		return r;
+	h_write_conf("%s", "");
+	return h_run_tests(tests, NULL, NULL);
 }
