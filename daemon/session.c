@@ -290,6 +290,14 @@ void session_set_watermarks(struct session *s, unsigned low_pct, unsigned high_p
 
 		c->low = conf_watermark(low_pct, c->nslots);
 		c->high = conf_watermark(high_pct, c->nslots);
+		/* A reload keeps the target the client grew, within the new
+		 * bounds. */
+		c->initial = hak_geom_initial_target(c->slot_size, s->nclasses, c->high);
+		if (c->target < c->initial)
+			c->target = c->initial;
+		if (c->target > c->high)
+			c->target = c->high;
+		session_publish_low(s, i);
 	}
 }
 
@@ -309,6 +317,7 @@ void session_class_counts(const struct session *s, unsigned i, struct session_cl
 	out->unbacked = c->count[SLOT_UNBACKED];
 	out->returned = c->count[SLOT_RETURNED];
 	out->busy = c->count[SLOT_ZEROING] + c->count[SLOT_TRIMMING];
+	out->ready_target = c->target;
 }
 
 uint64_t session_ready_pages(const struct session *s)

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "hak_geom.h"
 #include "hak_layout.h"
 #include "hak_ring.h"
 #include "log.h"
@@ -64,6 +65,11 @@ struct session_class {
 	uint32_t ready_tail; /* private: the daemon's producer index */
 	uint32_t ret_head;   /* private: the daemon's consumer index */
 	uint32_t low, high;  /* watermarks, in slots */
+	/* Elastic (hak_geom.h): the slots kept ready now, in [initial, high];
+	 * how many were on the ring after the last fill; when the client
+	 * last drained it (the idle period that shrinks the target starts). */
+	uint32_t target, initial, filled;
+	uint64_t demand_ns;
 	struct slot *slot;
 	struct slot_stack idle, unbacked, returned;
 	uint32_t count[SLOT_NSTATES];
@@ -195,10 +201,15 @@ enum session_verdict session_tick(struct session *s, uint64_t now, uint64_t trim
 /* Punches holes under idle zeroed slots (all, or those above what refills
  * need).  Returns the bytes submitted. */
 uint64_t session_trim(struct session *s, bool all);
+/* Elastic: the low level that goes with class c's ready target, published
+ * to the client (it rings below it). */
+uint32_t session_target_low(const struct session_class *c);
+void session_publish_low(struct session *s, unsigned cls);
 
 struct session_class_counts {
 	uint64_t slot_size;
 	uint32_t nslots, ready, out, idle, unbacked, returned, busy;
+	uint32_t ready_target;
 };
 void session_class_counts(const struct session *s, unsigned c, struct session_class_counts *out);
 /* Slots waiting in ready rings, as 4 KiB pages. */

@@ -188,6 +188,33 @@ static uint32_t take_queueable(struct session_class *c)
 	return c->unbacked.v[--c->unbacked.n];
 }
 
+uint32_t session_target_low(const struct session_class *c)
+{
+	return hak_geom_target_low(c->target, c->low, c->high);
+}
+
+void session_publish_low(struct session *s, unsigned cls)
+{
+	hak_store_relaxed(&s->sync->ready_low[cls], session_target_low(&s->cls[cls]));
+}
+
+/* Elastic: the client took the ring below the low level of its target
+ * since the last fill, so the target grows (up to high), and with it the
+ * level it rings at.  Costs the client nothing until it populates what is
+ * queued, which it does only for what it takes. */
+static void grow_target(struct session *s, unsigned cls, uint32_t queued)
+{
+	struct session_class *c = &s->cls[cls];
+
+	if (queued >= c->filled || queued >= session_target_low(c))
+		return;
+	c->demand_ns = now_ns();
+	if (c->target >= c->high)
+		return;
+	c->target = hak_geom_target_step(c->target, true, c->initial, c->high);
+	session_publish_low(s, cls);
+}
+
 static int fill_ready(struct session *s, unsigned cls)
 {
 	struct session_class *c = &s->cls[cls];
@@ -197,7 +224,8 @@ static int fill_ready(struct session *s, unsigned cls)
 	if (space < 0)
 		return (int)space;
 	queued = hak_ring_entries(&c->ready) - (uint32_t)space;
-	while (queued + n < c->high && c->idle.n + c->unbacked.n > 0) {
+	grow_target(s, cls, queued);
+	while (queued + n < c->target && c->idle.n + c->unbacked.n > 0) {
 		uint32_t slot = take_queueable(c);
 
 		c->slot[slot].gen++;
@@ -209,6 +237,7 @@ static int fill_ready(struct session *s, unsigned cls)
 		hak_ring_sp_publish(&c->ready, c->ready_tail);
 		s->st.queued += n;
 	}
+	c->filled = queued + n;
 	return 0;
 }
 
@@ -246,7 +275,7 @@ static bool work_pending(const struct session *s)
 
 		if (hak_ring_sc_avail(&c->ret, c->ret_head) != 0 || space < 0)
 			return true;
-		if (hak_ring_entries(&c->ready) - (uint32_t)space < c->low &&
+		if (hak_ring_entries(&c->ready) - (uint32_t)space < session_target_low(c) &&
 		    c->idle.n + c->unbacked.n > 0)
 			return true;
 	}
