@@ -77,8 +77,7 @@ static void daemon_gone(struct hak_client *c, ssize_t why)
 		/* Unpublish first: new allocations stop using the pool before
 		 * its free slots are given back. */
 		__atomic_store_n(&c->cur, NULL, __ATOMIC_RELEASE);
-		if (c->pf.pool == p)
-			c->pf.pool = NULL;
+		hak_prefault_stop(c, p);
 		hak_pool_retire(c, p);
 	}
 	if (c->mode == HAK_MODE_AUTO)
@@ -102,18 +101,25 @@ static void check_socket(struct hak_client *c)
 	daemon_gone(c, n);
 }
 
+/* The sooner of two timeouts, -1 being none. */
+static int sooner(int a, int b)
+{
+	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
 static int poll_timeout_ms(struct hak_client *c)
 {
+	int scan = hak_prefault_tick(c, false);
 	uint64_t now;
 
 	if (hak_prefault_sync_pending(c) || hak_local_pending(c))
 		return 0;
 	if (!c->mon.retry)
-		return -1;
+		return scan;
 	now = hak_now_ns();
 	if (now >= c->mon.next_try_ns)
 		return 0;
-	return (int)((c->mon.next_try_ns - now + HAK_NS_PER_MS - 1) / HAK_NS_PER_MS);
+	return sooner(scan, (int)((c->mon.next_try_ns - now + HAK_NS_PER_MS - 1) / HAK_NS_PER_MS));
 }
 
 static void handle_events(struct hak_client *c, const struct pollfd *pfd)
@@ -135,8 +141,11 @@ static void handle_events(struct hak_client *c, const struct pollfd *pfd)
 	try_reconnect(c);
 	if (hak_prefault_sync_pending(c))
 		hak_prefault_sync_step(c);
-	/* Every turn: a doorbell is only rung at thresholds. */
+	/* Every turn: a doorbell is only rung at thresholds.  What it queued
+	 * is populated next, before the hot path gets there. */
 	hak_local_service(c);
+	if (hak_local_fd(c) >= 0)
+		hak_prefault_tick(c, true);
 }
 
 /* Local mode's zeroing is background work: it must take idle cores, not
