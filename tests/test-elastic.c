@@ -45,10 +45,11 @@
  * populated. */
 #define SMALL_MAX (12 * MIB)
 /* Local mode cuts the default classes: the four pages held include one
- * 2 MiB and one 2 MiB + 4 KiB slot, and taking each grows its class's
- * target to two, populated (8 MiB); plus 1 MiB of the small classes and
- * the program's own anonymous memory.  Before: the whole 64 MiB. */
-#define SMALL_MAX_LOCAL (20 * MIB)
+ * 2 MiB and one 2 MiB + 4 KiB slot, touched whole (4 MiB), but no slot of
+ * those classes is populated ahead for a single take; plus 1 MiB of the
+ * small classes and the program's own anonymous memory.  Before: the
+ * whole 64 MiB. */
+#define SMALL_MAX_LOCAL (12 * MIB)
 /* Pages of each class the growing client takes and frees, one at a time:
  * many times the first target, so the ring is drained over and over. */
 #define GROW_ROUND "fresh 3000"
