@@ -214,6 +214,14 @@ int cmd_cycles(const struct opts *o)
 
 /* -------------------------------------------------------------- hold */
 
+/* A ready ring found empty may only be one the daemon has not refilled
+ * yet: a client that pops faster than the daemon wakes (its pages already
+ * populated) finds that within a hundred pops on a loaded machine.  The
+ * class counts as used up after this many fallbacks in a row, each after
+ * giving the daemon this long. */
+#define IDLE_DRY_TRIES 5u
+#define IDLE_DRY_WAIT_MS 20u
+
 /* Allocates up to n slots of every class (until the pool has no more of
  * it) and frees them, so that they come back, are zeroed and sit idle in
  * the daemon. */
@@ -225,15 +233,22 @@ static void make_idle(unsigned n, uint64_t tag, uint64_t *rng)
 	if (!h)
 		tu_fail("out of memory");
 	for (unsigned c = 0; c < nclasses; c++) {
-		uint64_t fallbacks = stats().alloc_mmap;
+		unsigned dry = 0;
 
-		for (k = 0; k < n && stats().alloc_mmap == fallbacks; k++) {
+		for (k = 0; k < n && dry < IDLE_DRY_TRIES; k++) {
+			uint64_t fallbacks = stats().alloc_mmap;
 			int how;
 
 			h[k].size = classes[c];
 			h[k].p = alloc_or_fail(h[k].size, 0, &how);
 			check_fresh(h[k].p, h[k].size, 0, how, tag);
 			fill_random(h[k].p, h[k].size, tag, rng);
+			if (stats().alloc_mmap == fallbacks) {
+				dry = 0;
+			} else {
+				dry++;
+				tu_sleep_ms(IDLE_DRY_WAIT_MS);
+			}
 		}
 		for (unsigned i = 0; i < k; i++)
 			free_or_fail(h[i].p, h[i].size);
