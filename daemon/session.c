@@ -219,6 +219,7 @@ int session_welcome(struct session *s)
 		/* Mapped already; the daemon never needs it again. */
 		close(s->ctrl_fd);
 		s->ctrl_fd = -1;
+		s->welcomed = true;
 	}
 	return r;
 }
@@ -281,6 +282,18 @@ const char *session_verdict_reason(enum session_verdict v)
 	};
 
 	return (unsigned)v < ARRAY_SIZE(reasons) && reasons[v] ? reasons[v] : "?";
+}
+
+void session_notify_queued(struct session *s)
+{
+	struct hak_msg_hdr m;
+
+	hak_proto_hdr_init(&m, HAK_MSG_QUEUED, sizeof(m));
+	/* Before WELCOME the client waits for WELCOME alone; it looks at its
+	 * rings when it maps them anyway. */
+	if (s->welcomed && s->sock >= 0 &&
+	    send(s->sock, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
+		log_msg(LOG_DEBUG, "client %u: cannot send QUEUED: %s", s->id, strerror(errno));
 }
 
 void session_set_watermarks(struct session *s, unsigned low_pct, unsigned high_pct)

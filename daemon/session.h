@@ -127,6 +127,8 @@ struct session {
 	 * cut-off but not on the offences counted. */
 	uint64_t bell_tokens, bell_rings, bell_weight;
 	bool huge;
+	bool queued_unbacked; /* this service queued unpopulated slots: tell the client */
+	bool welcomed;	      /* WELCOME sent: other messages may follow */
 };
 
 /* Cut off a client after this many bad descriptors. */
@@ -171,6 +173,10 @@ void session_unref(struct session *s);
 const char *session_verdict_reason(enum session_verdict v);
 /* Watermarks from the config's percentages. */
 void session_set_watermarks(struct session *s, unsigned low_pct, unsigned high_pct);
+
+/* Tells the client that unpopulated slots were queued (HAK_MSG_QUEUED);
+ * never blocks, a full socket drops the hint. */
+void session_notify_queued(struct session *s);
 
 /* ---- slots.c: the slot state machine ---- */
 

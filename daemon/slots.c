@@ -180,11 +180,12 @@ static void dispatch_zeroing(struct session *s)
 
 /* ---- ready rings ---- */
 
-static uint32_t take_queueable(struct session_class *c)
+static uint32_t take_queueable(struct session *s, struct session_class *c)
 {
 	/* Zeroed slots first: their pages are in place in the client. */
 	if (c->idle.n > 0)
 		return c->idle.v[--c->idle.n];
+	s->queued_unbacked = true;
 	return c->unbacked.v[--c->unbacked.n];
 }
 
@@ -226,7 +227,7 @@ static int fill_ready(struct session *s, unsigned cls)
 	queued = hak_ring_entries(&c->ready) - (uint32_t)space;
 	grow_target(s, cls, queued);
 	while (queued + n < c->target && c->idle.n + c->unbacked.n > 0) {
-		uint32_t slot = take_queueable(c);
+		uint32_t slot = take_queueable(s, c);
 
 		c->slot[slot].gen++;
 		slot_set_state(c, slot, SLOT_OUT);
@@ -263,6 +264,12 @@ static int service_once(struct session *s)
 	for (unsigned i = 0; i < s->nclasses; i++)
 		if ((r = fill_ready(s, i)) < 0)
 			return r;
+	/* Elastic pools: the client populates what it will take next, and
+	 * without the hint would only look on its own timer. */
+	if (s->queued_unbacked) {
+		s->queued_unbacked = false;
+		session_notify_queued(s);
+	}
 	return s->st.offences > SESSION_MAX_OFFENCES ? -EPROTO : 0;
 }
 

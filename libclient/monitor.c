@@ -85,20 +85,32 @@ static void daemon_gone(struct hak_client *c, ssize_t why)
 	hak_monitor_schedule_retry(c, false);
 }
 
-/* The daemon sends nothing after WELCOME: end of stream or an error means
- * it is gone; anything else is ignored. */
+/* After WELCOME the daemon only says QUEUED (unpopulated slots were queued:
+ * look at the ready rings now); end of stream or an error means it is
+ * gone; anything else is ignored.  At most this many messages a turn. */
+#define HAK_SOCK_MSGS_PER_TURN 16
+
 static void check_socket(struct hak_client *c)
 {
 	char buf[HAK_MSG_MAX];
-	ssize_t n = hak_sock_recv(c->sock, buf, sizeof(buf), NULL, 0, NULL, MSG_DONTWAIT);
+	bool queued = false;
 
-	if (n == -EAGAIN)
-		return;
-	if (n > 0) {
-		hak_dbg(c, "ignoring a %zd-byte message from hakzerod", n);
-		return;
+	for (int i = 0; i < HAK_SOCK_MSGS_PER_TURN; i++) {
+		ssize_t n = hak_sock_recv(c->sock, buf, sizeof(buf), NULL, 0, NULL, MSG_DONTWAIT);
+
+		if (n == -EAGAIN)
+			break;
+		if (n <= 0) {
+			daemon_gone(c, n);
+			return;
+		}
+		if (hak_proto_check(buf, (size_t)n) == HAK_MSG_QUEUED)
+			queued = true;
+		else
+			hak_dbg(c, "ignoring a %zd-byte message from hakzerod", n);
 	}
-	daemon_gone(c, n);
+	if (queued)
+		hak_prefault_tick(c, true);
 }
 
 /* The sooner of two timeouts, -1 being none. */

@@ -9,13 +9,15 @@
  * holds what it uses plus the ready target, not the whole pool.
  *
  * The monitor looks at the ready rings: in local mode after each round of
- * its own servicing, in shared mode on a timer that backs off while
- * nothing new arrives.  Classes of large slots are followed only once the
- * hot path has taken one of them: a program that never asks for 2 MiB does
- * not pay 2 MiB for the slot queued in case it does.  A slot is populated
- * once per pool; one the daemon trimmed since faults on first touch.
- * Without io_uring (an old kernel, a seccomp filter, io_uring_disabled)
- * the monitor madvises one chunk per loop turn.
+ * its own servicing, in shared mode when hakzerod says QUEUED (it queued
+ * slots that were never populated) and on a timer that backs off while
+ * nothing new arrives (for a daemon that does not say it).  Classes of
+ * large slots are followed only once the hot path has taken a few of
+ * them: a program that never asks for 2 MiB does not pay 2 MiB for the
+ * slot queued in case it does.  A slot is populated once per pool; one
+ * the daemon trimmed since faults on first touch.  Without io_uring (an
+ * old kernel, a seccomp filter, io_uring_disabled) the monitor madvises
+ * one chunk per loop turn.
  *
  * Everything here runs with c->lock held.
  */
@@ -36,14 +38,12 @@
 /* Classes of slots up to this size are populated as soon as slots are
  * queued.  A larger slot costs hundreds of faults to populate, worth it
  * only if it will be taken: its class is followed once the hot path has
- * taken HAK_PREFAULT_BIG_AFTER of its slots, and then only the next
- * HAK_PREFAULT_BIG_AHEAD slots to be taken are populated.  Measured on a
- * program of 2 MiB whose jemalloc takes two 2 MiB extents and keeps them:
- * following at once, every queued slot, costs it 4 MiB more resident than
- * this; the slots it takes fault as they would without the pool. */
+ * taken HAK_PREFAULT_BIG_AFTER of its slots.  Measured on a program of
+ * 2 MiB whose jemalloc takes two 2 MiB extents and keeps them: following
+ * at once costs it 4 MiB more resident than this; the slots it takes fault
+ * as they would without the pool. */
 #define HAK_PREFAULT_EAGER_MAX (64ull << 10)
 #define HAK_PREFAULT_BIG_AFTER 3u
-#define HAK_PREFAULT_BIG_AHEAD 1u
 /* Shared mode: the daemon queues slots when it likes, so the monitor looks
  * again after MIN while slots keep arriving, and backs off, doubling, to
  * MAX while none do: an idle process wakes a few times a second. */
@@ -166,18 +166,16 @@ static bool scan_class(struct hak_pool *p, struct hak_class_rt *k, struct hak_pr
 	uint32_t head = hak_load_relaxed(&k->ready.s->head);
 	/* Pairs with the producer's release store of tail. */
 	uint32_t tail = hak_load_acquire(&k->ready.s->tail);
-	uint32_t i = k->pf_seen, end = tail;
-	bool big = k->slot_size > HAK_PREFAULT_EAGER_MAX, queued = false;
+	uint32_t i = k->pf_seen;
+	bool queued = false;
 
-	if (big && head - k->pf_head0 < HAK_PREFAULT_BIG_AFTER)
+	if (k->slot_size > HAK_PREFAULT_EAGER_MAX && head - k->pf_head0 < HAK_PREFAULT_BIG_AFTER)
 		return false;
 	if (tail - head > hak_ring_entries(&k->ready))
 		return false; /* a torn snapshot: next time */
 	if ((int32_t)(head - i) > 0 || (int32_t)(tail - i) < 0)
 		i = head;
-	if (big && tail - head > HAK_PREFAULT_BIG_AHEAD)
-		end = head + HAK_PREFAULT_BIG_AHEAD;
-	for (; (int32_t)(end - i) > 0; i++) {
+	for (; i != tail; i++) {
 		uint32_t slot = hak_desc_slot(hak_ring_load_entry(&k->ready, i));
 		uint64_t off = (uint64_t)(k->base - p->base) + (uint64_t)slot * k->slot_size;
 
