@@ -214,9 +214,22 @@ int cmd_cycles(const struct opts *o)
 
 /* -------------------------------------------------------------- hold */
 
+/* How long make_idle waits for the daemon to queue more slots of a class
+ * before it takes the pool as out of them (a loaded machine zeroes late). */
+#define IDLE_REFILL_WAIT_MS 500
+
+static bool in_pool(const void *p)
+{
+	void *base;
+	size_t size;
+
+	return hak_slot_of(client, p, &base, &size) == 0;
+}
+
 /* Allocates up to n slots of every class (until the pool has no more of
  * it) and frees them, so that they come back, are zeroed and sit idle in
- * the daemon. */
+ * the daemon.  A fallback is freed at once and the daemon given time to
+ * queue more, so that a slow daemon does not end the round early. */
 static void make_idle(unsigned n, uint64_t tag, uint64_t *rng)
 {
 	struct held *h = calloc(n, sizeof(*h));
@@ -225,15 +238,26 @@ static void make_idle(unsigned n, uint64_t tag, uint64_t *rng)
 	if (!h)
 		tu_fail("out of memory");
 	for (unsigned c = 0; c < nclasses; c++) {
-		uint64_t fallbacks = stats().alloc_mmap;
+		uint64_t give_up = 0;
 
-		for (k = 0; k < n && stats().alloc_mmap == fallbacks; k++) {
+		for (k = 0; k < n;) {
 			int how;
 
 			h[k].size = classes[c];
 			h[k].p = alloc_or_fail(h[k].size, 0, &how);
 			check_fresh(h[k].p, h[k].size, 0, how, tag);
+			if (!in_pool(h[k].p)) {
+				free_or_fail(h[k].p, h[k].size);
+				if (!give_up)
+					give_up = tu_now_ms() + IDLE_REFILL_WAIT_MS;
+				else if (tu_now_ms() > give_up)
+					break;
+				tu_sleep_ms(1);
+				continue;
+			}
+			give_up = 0;
 			fill_random(h[k].p, h[k].size, tag, rng);
+			k++;
 		}
 		for (unsigned i = 0; i < k; i++)
 			free_or_fail(h[i].p, h[i].size);
