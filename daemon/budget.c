@@ -3,7 +3,7 @@
  * What one client may cost the daemon per second.  A client that follows
  * the protocol to the letter can still keep the daemon busy: take every
  * doorbell arming and ring at once, and each ring is a wakeup and a
- * service (22-33k a second, about 28% of a core, were measured).  So each
+ * service (a review measured 22-33k a second, about 28% of a core).  So each
  * session draws on two token buckets, one of doorbell wakeups and one of
  * bytes to zero.  When one runs dry the session is deferred: neither its
  * doorbell nor its returns are serviced until the bucket holds a quarter
