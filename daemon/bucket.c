@@ -57,10 +57,9 @@ uint64_t bucket_wait(struct bucket *b, uint64_t want, uint64_t now)
 
 void bucket_take(struct bucket *b, uint64_t cost)
 {
-	int64_t least = -(int64_t)b->burst;
+	__int128 left = (__int128)b->tokens - (__int128)min_u64(cost, b->burst);
 
 	if (b->rate == 0)
 		return;
-	cost = min_u64(cost, b->burst);
-	b->tokens = b->tokens - least > (int64_t)cost ? b->tokens - (int64_t)cost : least;
+	b->tokens = left < -(__int128)b->burst ? -(int64_t)b->burst : (int64_t)left;
 }

@@ -21,7 +21,7 @@ struct bucket {
 	uint64_t burst;	  /* the most tokens held */
 };
 
-/* Tokens and debt both fit in an int64_t, and so does their difference. */
+/* Tokens and debt, down to minus the burst, fit in an int64_t. */
 #define BUCKET_MAX_BURST (UINT64_C(1) << 62)
 
 /* A full bucket at now (burst capped at BUCKET_MAX_BURST, at least 1). */
