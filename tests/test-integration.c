@@ -259,6 +259,7 @@ static void test_zero_through_trims(void **state)
  * no voluntary context switch (nothing blocked) and doorbells amortised. */
 static void test_hot_path(void **state)
 {
+	uint64_t deferred0 = stat_now("deferred");
 	struct h_proc *c = h_client("hotpath", "hotpath", "--rounds", "3000", NULL);
 	char line[H_LINE];
 	uint64_t allocs;
@@ -273,6 +274,8 @@ static void test_hot_path(void **state)
 	if (h_line_u64(line, "doorbells") * 10 > allocs)
 		fail_msg("more than one doorbell per 10 allocations: %s", line);
 	assert_int_equal(h_line_u64(line, "mmap"), 0);
+	/* A normal client, however busy: never over its budget. */
+	assert_int_equal(stat_now("deferred"), deferred0);
 	h_daemon_assert_alive();
 }
 
@@ -285,6 +288,7 @@ static void test_clients_isolated(void **state)
 	static const char *patterns[ISOLATED_CLIENTS] = {"0xa1", "0xb2", "0xc3"};
 	static const char *names[ISOLATED_CLIENTS] = {"A", "B", "C"};
 	struct h_proc *c[ISOLATED_CLIENTS];
+	uint64_t deferred0 = stat_now("deferred");
 
 	for (int i = 0; i < ISOLATED_CLIENTS; i++)
 		c[i] = h_client(names[i], "churn", "--pattern", patterns[i], "--mode", "mixed",
@@ -296,6 +300,7 @@ static void test_clients_isolated(void **state)
 		h_proc_say(c[i], "go");
 	for (int i = 0; i < ISOLATED_CLIENTS; i++)
 		h_proc_finish(c[i], CLIENT_RUN_MS, NULL, NULL, 0);
+	assert_int_equal(stat_now("deferred"), deferred0);
 	h_daemon_assert_alive();
 }
 
