@@ -91,16 +91,25 @@ static void parse_batch(const char *s, struct opts *o)
 }
 
 static const struct option longopts[] = {
-	{"socket", required_argument, NULL, 's'},   {"count", required_argument, NULL, 'n'},
-	{"seed", required_argument, NULL, 'r'},	    {"mode", required_argument, NULL, 'm'},
-	{"threads", required_argument, NULL, 'T'},  {"pages", required_argument, NULL, 'p'},
-	{"rounds", required_argument, NULL, 'R'},   {"seconds", required_argument, NULL, 't'},
-	{"window", required_argument, NULL, 'w'},   {"pool", required_argument, NULL, 'P'},
-	{"progress", required_argument, NULL, 'g'}, {"pattern", required_argument, NULL, 'x'},
-	{"state", required_argument, NULL, 'S'},    {"batch", required_argument, NULL, 'b'},
-	{"sync", no_argument, NULL, 'y'},	    {"expect-recycle", no_argument, NULL, 'e'},
+	{"socket", required_argument, NULL, 's'},
+	{"count", required_argument, NULL, 'n'},
+	{"seed", required_argument, NULL, 'r'},
+	{"mode", required_argument, NULL, 'm'},
+	{"threads", required_argument, NULL, 'T'},
+	{"pages", required_argument, NULL, 'p'},
+	{"rounds", required_argument, NULL, 'R'},
+	{"seconds", required_argument, NULL, 't'},
+	{"window", required_argument, NULL, 'w'},
+	{"pool", required_argument, NULL, 'P'},
+	{"progress", required_argument, NULL, 'g'},
+	{"pattern", required_argument, NULL, 'x'},
+	{"state", required_argument, NULL, 'S'},
+	{"batch", required_argument, NULL, 'b'},
+	{"sync", no_argument, NULL, 'y'},
+	{"expect-recycle", no_argument, NULL, 'e'},
 	{"pause-after", required_argument, NULL, 'A'},
-	{"help", no_argument, NULL, 'h'},	    {0},
+	{"help", no_argument, NULL, 'h'},
+	{0},
 };
 
 /* One option into o; false for an unknown one. */
