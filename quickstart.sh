@@ -64,17 +64,18 @@ build() {
 }
 
 # Starts hakzerod in the background on its embedded defaults (no config file)
-# and waits until its socket answers.
+# and waits until its socket answers (it measures its zeroing first: seconds
+# on a loaded machine).
 start_daemon() {
 	build/hakzerod --foreground --config /dev/null &
 	daemon_pid=$!
 	trap 'kill $daemon_pid 2>/dev/null || true' EXIT INT TERM
-	for _ in $(seq 50); do
+	for _ in $(seq 300); do
 		build/hakctl status >/dev/null 2>&1 && return 0
 		kill -0 $daemon_pid 2>/dev/null || die "hakzerod exited at start"
 		sleep 0.1
 	done
-	die "hakzerod did not answer on its socket within 5 s"
+	die "hakzerod did not answer on its socket within 30 s"
 }
 
 stop_daemon() {

@@ -205,12 +205,10 @@ static const char *num(char *buf, size_t len, uint64_t v)
 
 /* ---- the workload programs and numpy ---- */
 
-static int run_workload(const struct apps_ctx *c, const struct apps_job *j,
-			const struct apps_env *env, struct apps_sample *out)
+/* Runs argv, its rusage and the result line it prints into out. */
+static int run_measured(char *const argv[], const struct apps_env *env, struct apps_sample *out)
 {
-	char ops[24], buf[OUT_MAX];
-	char *argv[] = {(char *)c->workload, (char *)j->arg,
-			(char *)num(ops, sizeof(ops), c->quick ? j->quick_ops : j->ops), NULL};
+	char buf[OUT_MAX];
 	struct rusage ru;
 	int r = run_capture(argv, env, buf, sizeof(buf), &ru);
 
@@ -220,19 +218,24 @@ static int run_workload(const struct apps_ctx *c, const struct apps_job *j,
 	return parse_result(buf, out);
 }
 
+static int run_workload(const struct apps_ctx *c, const struct apps_job *j,
+			const struct apps_env *env, struct apps_sample *out)
+{
+	char ops[24];
+	char *argv[] = {(char *)c->workload, (char *)j->arg,
+			(char *)num(ops, sizeof(ops), c->quick ? j->quick_ops : j->ops), NULL};
+
+	return run_measured(argv, env, out);
+}
+
 static int run_numpy(const struct apps_ctx *c, const struct apps_job *j, const struct apps_env *env,
 		     struct apps_sample *out)
 {
-	char ops[24], buf[OUT_MAX];
+	char ops[24];
 	char *argv[] = {(char *)c->python, "-c", (char *)numpy_script,
 			(char *)num(ops, sizeof(ops), c->quick ? j->quick_ops : j->ops), NULL};
-	struct rusage ru;
-	int r = run_capture(argv, env, buf, sizeof(buf), &ru);
 
-	if (r < 0)
-		return r;
-	sample_rusage(out, &ru);
-	return parse_result(buf, out);
+	return run_measured(argv, env, out);
 }
 
 /* The same small program started ops times in a row: starts per second

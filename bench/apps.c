@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "apps.h"
+#include "bench.h"
 
 #define EXIT_USAGE 2
 #define DEFAULT_SEED 1u
@@ -176,20 +177,6 @@ static void usage(FILE *f)
 
 #define OPT_JSON_FILE 256
 
-static unsigned long number(const char *s, const char *what, unsigned long max)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || v == 0 || v > max) {
-		fprintf(stderr, "hakbench apps: %s: a number in 1..%lu\n", what, max);
-		exit(EXIT_USAGE);
-	}
-	return v;
-}
-
 static void parse(int argc, char **argv, struct apps_opts *o, struct apps_ctx *c)
 {
 	static const struct option longopts[] = {
@@ -213,11 +200,11 @@ static void parse(int argc, char **argv, struct apps_opts *o, struct apps_ctx *c
 			o->quick = c->quick = true;
 			break;
 		case 'r':
-			o->rounds = (unsigned)number(optarg, "--rounds", APPS_ROUNDS_MAX);
+			o->rounds = (unsigned)parse_count(optarg, "--rounds", APPS_ROUNDS_MAX);
 			o->rounds_given = true;
 			break;
 		case 'S':
-			o->seed = (uint32_t)number(optarg, "--seed", UINT32_MAX);
+			o->seed = (uint32_t)parse_count(optarg, "--seed", UINT32_MAX);
 			break;
 		case 'o':
 			o->only = optarg;

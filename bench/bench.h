@@ -81,6 +81,11 @@ double median(double *v, unsigned n); /* sorts v */
 const char *size_name(size_t bytes, char *buf, size_t len);
 
 const char *bench_socket_path(const struct options *o);
+/* One admin request (HAK_ADMIN_*) in JSON; the reply's text, NUL-terminated,
+ * in out.  Root or the admin group only: anyone else gets false. */
+bool bench_admin_request(const char *path, uint32_t cmd, char *out, size_t len);
+/* "key":NUMBER in a flat JSON object. */
+bool bench_json_u64(const char *text, const char *key, uint64_t *v);
 /* Connects b->client (or dies, unless --allow-fallback) and finds the
  * daemon's pid. */
 void bench_open(struct bench *b, const struct options *o);

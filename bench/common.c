@@ -149,9 +149,7 @@ const char *size_name(size_t bytes, char *buf, size_t len)
 
 /* ---- the daemon ---- */
 
-/* One admin request; the reply's text, NUL-terminated, in out.  Root or
- * the admin group only: anyone else gets false. */
-static bool admin_request(const char *path, uint32_t cmd, char *out, size_t len)
+bool bench_admin_request(const char *path, uint32_t cmd, char *out, size_t len)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct hak_msg_admin m = {0};
@@ -184,8 +182,7 @@ static bool admin_request(const char *path, uint32_t cmd, char *out, size_t len)
 	return true;
 }
 
-/* "key":NUMBER in a flat JSON object. */
-static bool json_field_u64(const char *text, const char *key, uint64_t *v)
+bool bench_json_u64(const char *text, const char *key, uint64_t *v)
 {
 	char pat[64];
 	const char *p;
@@ -203,8 +200,8 @@ static pid_t daemon_pid_from_status(const char *path)
 	char text[HAK_MSG_MAX];
 	uint64_t pid;
 
-	if (!admin_request(path, HAK_ADMIN_STATUS, text, sizeof(text)) ||
-	    !json_field_u64(text, "pid", &pid))
+	if (!bench_admin_request(path, HAK_ADMIN_STATUS, text, sizeof(text)) ||
+	    !bench_json_u64(text, "pid", &pid))
 		return 0;
 	return (pid_t)pid;
 }
@@ -215,11 +212,11 @@ struct daemon_counters daemon_counters(const struct bench *b)
 	char text[HAK_MSG_MAX];
 	const char *m;
 
-	if (!admin_request(bench_socket_path(b->o), HAK_ADMIN_STATS, text, sizeof(text)))
+	if (!bench_admin_request(bench_socket_path(b->o), HAK_ADMIN_STATS, text, sizeof(text)))
 		return dc;
-	dc.ok = json_field_u64(text, "zeroed_pages", &dc.zeroed_pages) &&
-		json_field_u64(text, "zero_ns", &dc.zero_ns);
-	if (admin_request(bench_socket_path(b->o), HAK_ADMIN_STATUS, text, sizeof(text)) &&
+	dc.ok = bench_json_u64(text, "zeroed_pages", &dc.zeroed_pages) &&
+		bench_json_u64(text, "zero_ns", &dc.zero_ns);
+	if (bench_admin_request(bench_socket_path(b->o), HAK_ADMIN_STATUS, text, sizeof(text)) &&
 	    (m = strstr(text, "\"zero_method\":\"")))
 		sscanf(m + strlen("\"zero_method\":\""), "%15[^\"]", dc.zero_method);
 	return dc;

@@ -28,28 +28,8 @@ die() {
 [ -x "$hakzerod" ] && [ -x "$hakbench" ] || die "build hakzerod and hakbench first"
 mkdir -p "$docdir" || die "cannot create $docdir"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hakbench-apps.XXXXXX")
-daemon=
-cleanup() {
-	if [ -n "$daemon" ]; then
-		kill "$daemon" 2>/dev/null || true
-		wait "$daemon" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-"$hakzerod" --foreground --config /dev/null --socket "$tmp/s.sock" >/dev/null 2>"$tmp/daemon.log" &
-daemon=$!
-i=0
-while [ ! -S "$tmp/s.sock" ]; do
-	i=$((i + 1))
-	[ $i -le 100 ] && kill -0 "$daemon" 2>/dev/null || {
-		cat "$tmp/daemon.log" >&2
-		die "hakzerod did not start"
-	}
-	sleep 0.05
-done
+# shellcheck source=bench/report-daemon.sh
+. "$(dirname "$0")/report-daemon.sh"
 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 t0=$(date +%s)

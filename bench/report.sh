@@ -28,31 +28,8 @@ die() {
 command -v python3 >/dev/null || die "python3 is needed to check the targets"
 mkdir -p "$docdir" || die "cannot create $docdir"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hakbench.XXXXXX")
-daemon=
-cleanup() {
-	if [ -n "$daemon" ]; then
-		kill -CONT "$daemon" 2>/dev/null || true
-		kill "$daemon" 2>/dev/null || true
-		wait "$daemon" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-# ---- the daemon ----
-
-"$hakzerod" --foreground --config /dev/null --socket "$tmp/s.sock" >/dev/null 2>"$tmp/daemon.log" &
-daemon=$!
-i=0
-while [ ! -S "$tmp/s.sock" ]; do
-	i=$((i + 1))
-	[ $i -le 100 ] && kill -0 "$daemon" 2>/dev/null || {
-		cat "$tmp/daemon.log" >&2
-		die "hakzerod did not start"
-	}
-	sleep 0.05
-done
+# shellcheck source=bench/report-daemon.sh
+. "$(dirname "$0")/report-daemon.sh"
 
 # ---- the run ----
 

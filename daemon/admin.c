@@ -220,9 +220,11 @@ static void client_json(const struct session *s, struct strbuf *o)
 	strbuf_printf(o,
 		      "{\"id\":%" PRIu32 ",\"pid\":%d,\"uid\":%u,\"pool_bytes\":%" PRIu64
 		      ",\"returned\":%" PRIu64 ",\"zeroed\":%" PRIu64 ",\"offences\":%" PRIu64
-		      ",\"trimmed_bytes\":%" PRIu64 ",\"doorbells\":%" PRIu64 ",\"classes\":[",
+		      ",\"trimmed_bytes\":%" PRIu64 ",\"doorbells\":%" PRIu64
+		      ",\"deferred\":%" PRIu64 ",\"classes\":[",
 		      s->id, (int)s->pid, (unsigned)s->uid, s->pool_size, s->st.returned,
-		      s->st.zeroed, s->st.offences, s->st.trimmed_bytes, s->st.doorbells);
+		      s->st.zeroed, s->st.offences, s->st.trimmed_bytes, s->st.doorbells,
+		      s->st.deferred);
 	for (unsigned i = 0; i < s->nclasses; i++) {
 		struct session_class_counts cc;
 
@@ -248,10 +250,10 @@ static void client_text(const struct session *s, struct strbuf *o)
 
 	strbuf_printf(o,
 		      "client %" PRIu32 ": pid %d uid %u pool %s returned %" PRIu64
-		      " zeroed %" PRIu64 " offences %" PRIu64 "\n",
+		      " zeroed %" PRIu64 " offences %" PRIu64 " deferred %" PRIu64 "\n",
 		      s->id, (int)s->pid, (unsigned)s->uid,
 		      conf_format_size(size, sizeof(size), s->pool_size), s->st.returned,
-		      s->st.zeroed, s->st.offences);
+		      s->st.zeroed, s->st.offences, s->st.deferred);
 	for (unsigned i = 0; i < s->nclasses; i++) {
 		struct session_class_counts cc;
 
@@ -302,6 +304,7 @@ static void stats(struct server *srv, bool json, struct strbuf *o)
 		{"admin_requests", st->admin_requests},
 		{"admin_denied", st->admin_denied},
 		{"doorbells", st->doorbells},
+		{"deferred", st->deferred},
 		{"returned_slots", st->returned},
 		{"queued_slots", st->queued},
 		{"zero_jobs", zs.jobs},

@@ -52,6 +52,7 @@ static void stats_add(struct session_stats *sum, const struct session_stats *st)
 	sum->trimmed_bytes += st->trimmed_bytes;
 	sum->doorbells += st->doorbells;
 	sum->trims_idle += st->trims_idle;
+	sum->deferred += st->deferred;
 }
 
 void clients_totals(const struct clients *cl, struct clients_totals *t)

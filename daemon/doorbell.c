@@ -50,5 +50,8 @@ enum session_verdict session_doorbell(struct session *s, uint64_t rings)
 	if (s->bell_rings > s->bell_tokens + DOORBELL_RINGS_MAX &&
 	    flood(s, s->bell_rings - s->bell_tokens))
 		return SESSION_BELL_FLOOD;
+	/* Counted above in any case; served only within its budget. */
+	if (!session_afford(s, &s->wake_bucket, 1, now_ns()))
+		return SESSION_OK;
 	return session_service(s);
 }

@@ -17,12 +17,14 @@
  *                  sockets of ended sessions whose WELCOME is unread
  *   session.c      one client: its pool and control segment, WELCOME, close;
  *                  slots.c (its slot state machine), doorbell.c (its
- *                  doorbell), trim.c (its trimming and tick).  These return
+ *                  doorbell), trim.c (its trimming and tick), budget.c
+ *                  (what it may cost per second).  These return
  *                  verdicts and never end a session; they know nothing of
  *                  the server or the client list
  *   zero*.c        the zeroing workers;  uring.c  io_uring operations
  *   loop.c         the epoll loop, watches and timers, for any owner
- *   conf*.c, log.c, strbuf.c, util.h   configuration, logging, text, helpers
+ *   conf*.c, log.c, strbuf.c, bucket.c, util.h   configuration, logging,
+ *                  text, token buckets, helpers
  *
  * Upward calls go only through watches (the loop calls their owner's
  * function) and completions (zeroing jobs and io_uring operations call

@@ -52,6 +52,7 @@ void server_stats(const struct server *srv, struct server_stats *out)
 	out->offences += t.st.offences;
 	out->cut_off += t.cut_off;
 	out->doorbells += t.st.doorbells;
+	out->deferred += t.st.deferred;
 	out->returned += t.st.returned;
 	out->queued += t.st.queued;
 	out->trimmed_bytes += t.st.trimmed_bytes;

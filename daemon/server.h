@@ -30,6 +30,7 @@ struct server_stats {
 	uint64_t admin_requests;
 	uint64_t admin_denied;
 	uint64_t doorbells;
+	uint64_t deferred; /* times a client went over its budget */
 	uint64_t returned; /* slots accepted back, all clients */
 	uint64_t queued;   /* slots put on ready rings, all clients */
 	uint64_t trimmed_bytes;

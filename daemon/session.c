@@ -173,6 +173,7 @@ static struct session *session_alloc(int sock, const struct ucred *cred)
 	s->gid = cred->gid;
 	s->sock_w.fd = s->bell_w.fd = -1;
 	s->connected_ns = now_ns();
+	session_budget_init(s, s->connected_ns);
 	return s;
 }
 

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "bucket.h"
 #include "hak_geom.h"
 #include "hak_layout.h"
 #include "hak_ring.h"
@@ -85,6 +86,7 @@ struct session_stats {
 	uint64_t trimmed_bytes;
 	uint64_t doorbells;
 	uint64_t trims_idle; /* classes trimmed for staying idle */
+	uint64_t deferred;   /* times over its budget (budget.c) */
 };
 
 /* What a call on a session found: go on, or cut the client off for this. */
@@ -126,6 +128,10 @@ struct session {
 	 * floods went, in offences' worth (capped), which weighs on the
 	 * cut-off but not on the offences counted. */
 	uint64_t bell_tokens, bell_rings, bell_weight;
+	/* What it may cost the daemon (budget.c); deferred_until: 0, or
+	 * when it is served again. */
+	struct bucket wake_bucket, zero_bucket;
+	uint64_t deferred_until, defer_log;
 	bool huge;
 	bool queued_unbacked; /* this service queued unpopulated slots: tell the client */
 	bool welcomed;	      /* WELCOME sent: other messages may follow */
@@ -135,6 +141,17 @@ struct session {
 #define SESSION_MAX_OFFENCES 1000
 /* Zeroing jobs one session may have in flight: the others' turn comes. */
 #define SESSION_MAX_JOBS 4
+/* What one client may cost the daemon (budget.c).  Unbounded, a client
+ * ringing on every arming made ~15,000 wakeups a second here, 23% of a
+ * core; at this rate it costs about 1.5%, while a whole hakbench page run
+ * rings a few hundred times (the doorbell waits while zeroing is in
+ * flight, and the tick serves every client each 10 ms anyway).  Zeroing
+ * is the daemon's purpose: its bound only keeps one client from taking
+ * every worker, above what one worker zeroes (~4 GB/s here). */
+#define SESSION_WAKE_RATE 1000 /* doorbell wakeups per second */
+#define SESSION_WAKE_BURST 1000
+#define SESSION_ZERO_RATE (8 * GIB) /* bytes zeroed per second */
+#define SESSION_ZERO_BURST (1 * GIB)
 
 static inline void slot_set_state(struct session_class *c, uint32_t slot, enum slot_state st)
 {
@@ -192,6 +209,17 @@ int session_collect_returns(struct session *s);
  * back and services the session.  Drops the job's reference: the caller
  * holds its own when it needs the session after. */
 enum session_verdict session_zero_done(struct zero_job *job);
+
+/* ---- budget.c ---- */
+
+/* Full buckets at now. */
+void session_budget_init(struct session *s, uint64_t now);
+/* Charges cost to bucket b of s (its wake_bucket or zero_bucket): false,
+ * charging nothing, when s is deferred or b ran dry (s is then deferred
+ * until b holds a quarter of its burst again). */
+bool session_afford(struct session *s, struct bucket *b, uint64_t cost, uint64_t now);
+/* Whether s is deferred still (past its time, it is not any more). */
+bool session_deferred(struct session *s);
 
 /* ---- doorbell.c ---- */
 

@@ -163,12 +163,23 @@ static struct zero_job *new_job(struct session *s, unsigned cls)
 	return job;
 }
 
+/* What the next job of a class will zero, for the session's budget. */
+static uint64_t job_bytes(const struct session_class *c)
+{
+	return min_u64(c->returned.n, job_slots(c)) * c->slot_size;
+}
+
 static void dispatch_zeroing(struct session *s)
 {
+	uint64_t now = now_ns();
+
 	for (unsigned i = 0; i < s->nclasses; i++) {
 		while (s->cls[i].returned.n > 0 && s->jobs < SESSION_MAX_JOBS) {
-			struct zero_job *job = new_job(s, i);
+			struct zero_job *job;
 
+			if (!session_afford(s, &s->zero_bucket, job_bytes(&s->cls[i]), now))
+				return; /* returns wait, RETURNED, until it is served again */
+			job = new_job(s, i);
 			if (!job)
 				return; /* the next tick retries */
 			back_job(s, &s->cls[i], job);
@@ -328,9 +339,11 @@ static int service(struct session *s)
 	return r;
 }
 
+/* A deferred session is served again once its budget allows (budget.c):
+ * the tick calls here every 10 ms. */
 enum session_verdict session_service(struct session *s)
 {
-	return s->dead ? SESSION_OK : verdict_of(s, service(s));
+	return s->dead || session_deferred(s) ? SESSION_OK : verdict_of(s, service(s));
 }
 
 enum session_verdict session_zero_done(struct zero_job *job)

@@ -39,26 +39,26 @@ struct hak_client;
 #define HAK_ALLOC_ZEROED (1 << 0) /* the memory reads as zero */
 
 /* Log function: priority is a syslog(3) level (LOG_ERR ... LOG_DEBUG). */
-typedef void (*hak_log_fn)(void *data, int priority, const char *file, int line,
-			   const char *fn, const char *format, va_list args);
+typedef void (*hak_log_fn)(void *data, int priority, const char *file, int line, const char *fn,
+			   const char *format, va_list args);
 
 struct hak_client_stats {
-	uint64_t alloc_ready;       /* zeroed slots taken from the ready ring */
-	uint64_t alloc_dirty;       /* own freed slots handed out unzeroed (HAK_ALLOC_DIRTY_OK) */
+	uint64_t alloc_ready;	    /* zeroed slots taken from the ready ring */
+	uint64_t alloc_dirty;	    /* own freed slots handed out unzeroed (HAK_ALLOC_DIRTY_OK) */
 	uint64_t alloc_inline_zero; /* own freed slots zeroed in the calling thread */
-	uint64_t alloc_mmap;        /* fallbacks to anonymous mmap (no slot available) */
-	uint64_t alloc_large;       /* larger than the largest class: anonymous mmap */
-	uint64_t free_pool;         /* frees of pool slots */
-	uint64_t free_mmap;         /* frees of mmap fallbacks (munmap) */
-	uint64_t returned;          /* slots handed back to the daemon for zeroing */
-	uint64_t doorbells;         /* doorbell (eventfd) writes */
-	uint64_t reconnects;        /* successful connections after the first */
-	uint64_t pool_bytes;        /* size of the current pool, 0 when not connected */
-	uint64_t connected;         /* 1 when a daemon pool is in use */
+	uint64_t alloc_mmap;	    /* fallbacks to anonymous mmap (no slot available) */
+	uint64_t alloc_large;	    /* larger than the largest class: anonymous mmap */
+	uint64_t free_pool;	    /* frees of pool slots */
+	uint64_t free_mmap;	    /* frees of mmap fallbacks (munmap) */
+	uint64_t returned;	    /* slots handed back to the daemon for zeroing */
+	uint64_t doorbells;	    /* doorbell (eventfd) writes */
+	uint64_t reconnects;	    /* successful connections after the first */
+	uint64_t pool_bytes;	    /* size of the current pool, 0 when not connected */
+	uint64_t connected;	    /* 1 when a daemon pool is in use */
 	/* since 0.2 (a caller built against 0.1 passes a smaller st_size) */
-	uint64_t local;		/* 1 when a local pool is in use */
-	uint64_t local_pools;	/* local pools made so far (one per switch to local) */
-	uint64_t local_zeroed;	/* slots the library zeroed in the background (local mode) */
+	uint64_t local;	       /* 1 when a local pool is in use */
+	uint64_t local_pools;  /* local pools made so far (one per switch to local) */
+	uint64_t local_zeroed; /* slots the library zeroed in the background (local mode) */
 };
 
 int hak_client_new(struct hak_client **out);

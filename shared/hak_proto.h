@@ -51,7 +51,7 @@ struct hak_msg_hdr {
 	uint32_t magic;
 	uint16_t version;
 	uint16_t type;
-	uint32_t len; /* whole message, header included */
+	uint32_t len;	   /* whole message, header included */
 	uint32_t reserved; /* zero */
 };
 
@@ -62,7 +62,7 @@ struct hak_msg_hdr {
 struct hak_msg_hello {
 	struct hak_msg_hdr h;
 	uint64_t pool_bytes; /* 0: the daemon's default */
-	uint32_t flags;      /* HAK_HELLO_F_*; unknown bits are refused */
+	uint32_t flags;	     /* HAK_HELLO_F_*; unknown bits are refused */
 	uint32_t reserved;
 };
 
@@ -105,7 +105,7 @@ struct hak_msg_admin_reply {
 	struct hak_msg_hdr h;
 	int32_t status; /* 0 or negative errno */
 	uint32_t flags; /* HAK_ADMIN_F_LAST on the last part */
-	char text[];    /* len - sizeof(struct hak_msg_admin_reply) bytes, not NUL-terminated */
+	char text[];	/* len - sizeof(struct hak_msg_admin_reply) bytes, not NUL-terminated */
 };
 
 /* Fills a header. */
@@ -142,7 +142,6 @@ int hak_sock_send(int sock, const void *buf, size_t len, const int *fds, int nfd
  * received fd closed.  Returns the byte count (0 at end of stream) or -errno.
  * flags are passed to recvmsg (MSG_DONTWAIT); MSG_CMSG_CLOEXEC is always set.
  */
-ssize_t hak_sock_recv(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds,
-		      int flags);
+ssize_t hak_sock_recv(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds, int flags);
 
 #endif

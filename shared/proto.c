@@ -50,7 +50,8 @@ int hak_proto_check(const void *buf, size_t n)
 	if (h.reserved != 0 || h.len != n)
 		return -EBADMSG;
 	if (h.type == HAK_MSG_ADMIN_REPLY)
-		return n >= sizeof(struct hak_msg_admin_reply) && n <= HAK_MSG_MAX ? h.type : -EBADMSG;
+		return n >= sizeof(struct hak_msg_admin_reply) && n <= HAK_MSG_MAX ? h.type
+										   : -EBADMSG;
 	want = fixed_size(h.type);
 	if (want == 0)
 		return -EPROTO;
@@ -175,15 +176,16 @@ static int collect_fds(struct msghdr *msg, int *fds, int max_fds)
 	return kept;
 }
 
-ssize_t hak_sock_recv(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds,
-		      int flags)
+ssize_t hak_sock_recv(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds, int flags)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * HAK_MAX_PASSED_FDS)];
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = {.iov_base = buf, .iov_len = len};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
 			     .msg_controllen = sizeof(u.buf)};
 	ssize_t n;
 	int kept;

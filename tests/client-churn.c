@@ -115,6 +115,12 @@ int cmd_churn(const struct opts *o)
 		if (tu_now_ms() > deadline)
 			break;
 		churn_round(o, round++, pool_bytes, &res);
+		/* Holding nothing but the library's caches: the driver may
+		 * look at the daemon's side of the pool now. */
+		if (round == o->pause_after) {
+			tu_say("paused");
+			wait_word("go");
+		}
 		if (o->expect_recycle)
 			tu_sleep_ms(CHURN_IDLE_MS);
 	}

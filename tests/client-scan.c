@@ -214,17 +214,22 @@ int cmd_cycles(const struct opts *o)
 
 /* -------------------------------------------------------------- hold */
 
-/* A ready ring found empty may only be one the daemon has not refilled
- * yet: a client that pops faster than the daemon wakes (its pages already
- * populated) finds that within a hundred pops on a loaded machine.  The
- * class counts as used up after this many fallbacks in a row, each after
- * giving the daemon this long. */
-#define IDLE_DRY_TRIES 5u
-#define IDLE_DRY_WAIT_MS 20u
+/* How long make_idle waits for the daemon to queue more slots of a class
+ * before it takes the pool as out of them (a loaded machine zeroes late). */
+#define IDLE_REFILL_WAIT_MS 500
+
+static bool in_pool(const void *p)
+{
+	void *base;
+	size_t size;
+
+	return hak_slot_of(client, p, &base, &size) == 0;
+}
 
 /* Allocates up to n slots of every class (until the pool has no more of
  * it) and frees them, so that they come back, are zeroed and sit idle in
- * the daemon. */
+ * the daemon.  A fallback is freed at once and the daemon given time to
+ * queue more, so that a slow daemon does not end the round early. */
 static void make_idle(unsigned n, uint64_t tag, uint64_t *rng)
 {
 	struct held *h = calloc(n, sizeof(*h));
@@ -233,22 +238,26 @@ static void make_idle(unsigned n, uint64_t tag, uint64_t *rng)
 	if (!h)
 		tu_fail("out of memory");
 	for (unsigned c = 0; c < nclasses; c++) {
-		unsigned dry = 0;
+		uint64_t give_up = 0;
 
-		for (k = 0; k < n && dry < IDLE_DRY_TRIES; k++) {
-			uint64_t fallbacks = stats().alloc_mmap;
+		for (k = 0; k < n;) {
 			int how;
 
 			h[k].size = classes[c];
 			h[k].p = alloc_or_fail(h[k].size, 0, &how);
 			check_fresh(h[k].p, h[k].size, 0, how, tag);
-			fill_random(h[k].p, h[k].size, tag, rng);
-			if (stats().alloc_mmap == fallbacks) {
-				dry = 0;
-			} else {
-				dry++;
-				tu_sleep_ms(IDLE_DRY_WAIT_MS);
+			if (!in_pool(h[k].p)) {
+				free_or_fail(h[k].p, h[k].size);
+				if (!give_up)
+					give_up = tu_now_ms() + IDLE_REFILL_WAIT_MS;
+				else if (tu_now_ms() > give_up)
+					break;
+				tu_sleep_ms(1);
+				continue;
 			}
+			give_up = 0;
+			fill_random(h[k].p, h[k].size, tag, rng);
+			k++;
 		}
 		for (unsigned i = 0; i < k; i++)
 			free_or_fail(h[i].p, h[i].size);

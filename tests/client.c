@@ -63,7 +63,7 @@ static void usage(FILE *f)
 		   "  --count N --seed N --mode zero|dirty|mixed --threads N --pages N\n"
 		   "  --rounds N --seconds N --window N --pool BYTES --progress N\n"
 		   "  --pattern N (a tag; churn, threads, restart: a byte 1..255)\n"
-		   "  --state FILE --batch N,N,.. --expect-recycle --sync\n");
+		   "  --state FILE --batch N,N,.. --expect-recycle --sync --pause-after N\n");
 }
 
 static enum mode parse_mode(const char *s)
@@ -91,15 +91,25 @@ static void parse_batch(const char *s, struct opts *o)
 }
 
 static const struct option longopts[] = {
-	{"socket", required_argument, NULL, 's'},   {"count", required_argument, NULL, 'n'},
-	{"seed", required_argument, NULL, 'r'},	    {"mode", required_argument, NULL, 'm'},
-	{"threads", required_argument, NULL, 'T'},  {"pages", required_argument, NULL, 'p'},
-	{"rounds", required_argument, NULL, 'R'},   {"seconds", required_argument, NULL, 't'},
-	{"window", required_argument, NULL, 'w'},   {"pool", required_argument, NULL, 'P'},
-	{"progress", required_argument, NULL, 'g'}, {"pattern", required_argument, NULL, 'x'},
-	{"state", required_argument, NULL, 'S'},    {"batch", required_argument, NULL, 'b'},
-	{"sync", no_argument, NULL, 'y'},	    {"expect-recycle", no_argument, NULL, 'e'},
-	{"help", no_argument, NULL, 'h'},	    {0},
+	{"socket", required_argument, NULL, 's'},
+	{"count", required_argument, NULL, 'n'},
+	{"seed", required_argument, NULL, 'r'},
+	{"mode", required_argument, NULL, 'm'},
+	{"threads", required_argument, NULL, 'T'},
+	{"pages", required_argument, NULL, 'p'},
+	{"rounds", required_argument, NULL, 'R'},
+	{"seconds", required_argument, NULL, 't'},
+	{"window", required_argument, NULL, 'w'},
+	{"pool", required_argument, NULL, 'P'},
+	{"progress", required_argument, NULL, 'g'},
+	{"pattern", required_argument, NULL, 'x'},
+	{"state", required_argument, NULL, 'S'},
+	{"batch", required_argument, NULL, 'b'},
+	{"sync", no_argument, NULL, 'y'},
+	{"expect-recycle", no_argument, NULL, 'e'},
+	{"pause-after", required_argument, NULL, 'A'},
+	{"help", no_argument, NULL, 'h'},
+	{0},
 };
 
 /* One option into o; false for an unknown one. */
@@ -153,6 +163,9 @@ static bool parse_one(int c, struct opts *o)
 		break;
 	case 'e':
 		o->expect_recycle = true;
+		break;
+	case 'A':
+		o->pause_after = tu_parse_uint(PROG, "--pause-after", optarg, 1, UINT_MAX);
 		break;
 	default:
 		return false;

@@ -53,6 +53,7 @@ struct opts {
 	uint64_t progress;
 	unsigned batch[MAX_CLASSES]; /* churn: slots per class per round, 0: default */
 	bool sync;
+	unsigned pause_after; /* churn: after this round, "paused" until "go" */
 	bool expect_recycle;
 };
 

@@ -16,6 +16,13 @@
  * Fails when jemalloc's metadata pins the large classes' slots (its base
  * blocks ask for 2 MiB alignment) or when the client's cache of its own
  * freed slots is too small to cycle two slabs without the zeroing side.
+ *
+ * "hak-jemalloc-prog xthread": producer threads allocate blocks (small,
+ * 64 KiB-2 MiB, and over 8 MiB, which jemalloc serves from its own path),
+ * consumer threads that never allocate check and free them.  Such a thread
+ * keeps jemalloc's minimal thread state, so a hook that calls back into
+ * jemalloc from there (its default merge hook does) makes it allocate under
+ * the lock the free holds: the program hangs.  Fresh consumers every round.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -261,12 +268,175 @@ static int churn(void)
 	return 0;
 }
 
+#define XT_PRODUCERS 3
+#define XT_CONSUMERS 3
+#define XT_ROUNDS 4
+#define XT_BLOCKS 300 /* per producer and round */
+#define XT_DEPTH 4    /* blocks in flight per consumer */
+/* Up to jemalloc's thread cache limit: freed straight to the arena by a
+ * thread that never allocated, and merged there with their neighbours. */
+#define XT_SMALL_MAX (32u << 10)
+#define XT_MID_MIN (64u << 10)
+#define XT_MID_MAX (2u << 20)
+#define XT_HUGE_MIN (8u << 20) /* from here jemalloc purges at once */
+#define XT_HUGE_SPAN (4u << 20)
+#define XT_HUGE_EVERY 16 /* one block in so many is over 8 MiB */
+
+struct xt_queue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct block b[XT_DEPTH];
+	unsigned head, tail; /* head - tail blocks queued */
+	bool done;
+	bool zero[XT_DEPTH]; /* calloc'd: must still read as zero */
+};
+
+static struct xt_queue xt_q[XT_CONSUMERS];
+
+static size_t xt_size(uint32_t *s)
+{
+	uint32_t r = rnd(s);
+
+	if (r % XT_HUGE_EVERY == 0)
+		return XT_HUGE_MIN + rnd(s) % XT_HUGE_SPAN;
+	if (r & 1)
+		return 1 + rnd(s) % XT_SMALL_MAX;
+	return XT_MID_MIN + rnd(s) % (XT_MID_MAX - XT_MID_MIN);
+}
+
+/* calloc'd blocks are left as they came, so that the consumer reads them
+ * back zeroed; the others carry the producer's pattern. */
+static void xt_make(struct block *b, bool *zero, uint32_t *s, unsigned char tag)
+{
+	b->n = xt_size(s);
+	b->tag = tag;
+	*zero = rnd(s) & 1;
+	b->p = *zero ? calloc(1, b->n) : malloc(b->n);
+	if (!b->p) {
+		fail("xthread: out of memory");
+		b->n = 0;
+	} else if (*zero && !zeroed(b->p, b->n)) {
+		fail("xthread: calloc memory is not zero");
+	} else if (!*zero) {
+		fill(b);
+	}
+}
+
+static void xt_push(struct xt_queue *q, const struct block *b, bool zero)
+{
+	pthread_mutex_lock(&q->lock);
+	while (q->head - q->tail == XT_DEPTH)
+		pthread_cond_wait(&q->cond, &q->lock);
+	q->b[q->head % XT_DEPTH] = *b;
+	q->zero[q->head % XT_DEPTH] = zero;
+	q->head++;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* false once the queue is done and empty. */
+static bool xt_pop(struct xt_queue *q, struct block *b, bool *zero)
+{
+	bool got;
+
+	pthread_mutex_lock(&q->lock);
+	while (q->head == q->tail && !q->done)
+		pthread_cond_wait(&q->cond, &q->lock);
+	got = q->head != q->tail;
+	if (got) {
+		*b = q->b[q->tail % XT_DEPTH];
+		*zero = q->zero[q->tail % XT_DEPTH];
+		q->tail++;
+		pthread_cond_broadcast(&q->cond);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return got;
+}
+
+static void *xt_producer(void *arg)
+{
+	uintptr_t id = (uintptr_t)arg;
+	uint32_t s = (uint32_t)id * 2654435761u + 7;
+	unsigned char tag = (unsigned char)(0x60 + id);
+
+	for (unsigned i = 0; i < XT_BLOCKS; i++) {
+		struct block b;
+		bool zero;
+
+		xt_make(&b, &zero, &s, tag);
+		if (b.p)
+			xt_push(&xt_q[(id + i) % XT_CONSUMERS], &b, zero);
+	}
+	return NULL;
+}
+
+/* Never allocates: no stdio unless a check fails. */
+static void *xt_consumer(void *arg)
+{
+	struct xt_queue *q = arg;
+	struct block b;
+	bool zero;
+
+	while (xt_pop(q, &b, &zero)) {
+		if (zero ? !zeroed(b.p, b.n) : !intact(&b, b.n))
+			fail(zero ? "xthread: a calloc'd block is not zero when freed"
+				  : "xthread: a block changed between its threads");
+		free(b.p);
+	}
+	return NULL;
+}
+
+static bool xt_round(void)
+{
+	pthread_t prod[XT_PRODUCERS], cons[XT_CONSUMERS];
+	bool ok = true;
+
+	for (uintptr_t k = 0; k < XT_CONSUMERS; k++) {
+		xt_q[k].head = xt_q[k].tail = 0;
+		xt_q[k].done = false;
+		ok &= pthread_create(&cons[k], NULL, xt_consumer, &xt_q[k]) == 0;
+	}
+	for (uintptr_t k = 1; k < XT_PRODUCERS; k++)
+		ok &= pthread_create(&prod[k], NULL, xt_producer, (void *)k) == 0;
+	if (!ok)
+		return false;
+	/* The main thread produces too: its arena holds what jemalloc took
+	 * for itself before the pool was there, in pieces of one mapping. */
+	xt_producer((void *)0);
+	for (int k = 1; k < XT_PRODUCERS; k++)
+		pthread_join(prod[k], NULL);
+	for (int k = 0; k < XT_CONSUMERS; k++) {
+		pthread_mutex_lock(&xt_q[k].lock);
+		xt_q[k].done = true;
+		pthread_cond_broadcast(&xt_q[k].cond);
+		pthread_mutex_unlock(&xt_q[k].lock);
+		pthread_join(cons[k], NULL);
+	}
+	return true;
+}
+
+static int xthread(void)
+{
+	for (int k = 0; k < XT_CONSUMERS; k++) {
+		pthread_mutex_init(&xt_q[k].lock, NULL);
+		pthread_cond_init(&xt_q[k].cond, NULL);
+	}
+	for (int r = 0; r < XT_ROUNDS; r++)
+		if (!xt_round()) {
+			fail("xthread: pthread_create failed");
+			return 1;
+		}
+	return errors ? 1 : check_adapter();
+}
+
 int main(int argc, char **argv)
 {
 	pthread_t th[NTHREADS];
 
 	if (argc > 1 && strcmp(argv[1], "churn") == 0)
 		return churn();
+	if (argc > 1 && strcmp(argv[1], "xthread") == 0)
+		return xthread();
 	for (uintptr_t i = 0; i < NTHREADS; i++)
 		if (pthread_create(&th[i], NULL, worker, (void *)(i + 1)) != 0)
 			return 1;

@@ -281,6 +281,34 @@ int cmd_bell_flood(const struct opts *o)
 	return 0;
 }
 
+/* Follows the doorbell protocol to the letter and rings as often as it
+ * lets: takes every arming the moment the daemon makes it and rings at
+ * once.  No offence; what it may cost the daemon is bounded instead. */
+int cmd_bell_armed(const struct opts *o)
+{
+	struct hak_ctrl_sync *sync;
+	struct session s;
+	uint64_t end = tu_now_ms() + o->seconds * 1000ull, rings = 0, one = 1;
+	bool cut = false;
+
+	if (!session_open(&s, 0))
+		tu_fail("refused");
+	sync = hak_ctrl_at(s.ctrl, s.hdr.sync_off);
+	while (!cut && tu_now_ms() < end) {
+		for (int i = 0; i < 1000; i++) {
+			if (hak_xchg_acq_rel(&sync->want_doorbell, 0) != 1)
+				continue;
+			if (write(s.bell_fd, &one, sizeof(one)) != sizeof(one))
+				tu_fail("doorbell: %s", strerror(errno));
+			rings++;
+		}
+		cut = cut_off(&s, 0);
+	}
+	tu_say("ok rings=%llu cut_off=%d", (unsigned long long)rings, cut);
+	session_close(&s);
+	return 0;
+}
+
 /* The memfds are sealed: shrinking the pool under the daemon's mapping
  * would SIGBUS it.  Punching holes is allowed (it is our memory): the
  * daemon must take that too. */

@@ -314,7 +314,7 @@ static void usage(FILE *f)
 	fprintf(f, "Usage: hak-hostile ATTACK --socket PATH [--count N] [--seconds S]\n"
 		   "                  [--seed N] [--max BYTES] [--variant NAME]\n"
 		   "attacks: garbage malformed sizes fds after-welcome silent cycles sessions\n"
-		   "         descs offence-flood ring hoard bell-flood seals\n");
+		   "         descs offence-flood ring hoard bell-flood bell-armed seals\n");
 }
 
 static void parse_opts(int argc, char **argv, struct opts *o)
@@ -385,6 +385,7 @@ int main(int argc, char **argv)
 		{"ring", cmd_ring},
 		{"hoard", cmd_hoard},
 		{"bell-flood", cmd_bell_flood},
+		{"bell-armed", cmd_bell_armed},
 		{"seals", cmd_seals},
 	};
 	struct opts o;

@@ -100,6 +100,7 @@ int cmd_offence_flood(const struct opts *o);
 int cmd_ring(const struct opts *o);
 int cmd_hoard(const struct opts *o);
 int cmd_bell_flood(const struct opts *o);
+int cmd_bell_armed(const struct opts *o);
 int cmd_seals(const struct opts *o);
 
 #endif

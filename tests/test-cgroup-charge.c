@@ -33,16 +33,16 @@
 
 #include <cmocka.h>
 
+#include "hak_size.h"
 #include "hakclient.h"
 #include "harness.h"
 
-#define MiB (1024ull * 1024)
 #define SLOT (64 * 1024)
 /* 192 slots of 64 KiB: within that class's quarter of the default pool. */
-#define HOLD_BYTES (12 * MiB)
-#define OVER_LIMIT (8 * MiB)
+#define HOLD_BYTES (12 * MIB)
+#define OVER_LIMIT (8 * MIB)
 /* What the daemon writes itself for one client: its control segment. */
-#define DAEMON_SLACK (4 * MiB)
+#define DAEMON_SLACK (4 * MIB)
 #define HOLD_WAIT_MS 20000
 #define RETRY_NS 1000000
 #define RETRY_MAX 10000
@@ -285,7 +285,8 @@ static void test_charged_to_client(void **state)
 	print_message("client cgroup: shmem %llu, usage %llu; daemon cgroup: shmem %llu before, "
 		      "%llu while the client held %llu\n",
 		      (unsigned long long)mine, (unsigned long long)usage,
-		      (unsigned long long)before, (unsigned long long)after, HOLD_BYTES);
+		      (unsigned long long)before, (unsigned long long)after,
+		      (unsigned long long)HOLD_BYTES);
 	group_remove(&client);
 	assert_true(held);
 	assert_true(mine >= HOLD_BYTES);
@@ -303,7 +304,7 @@ static void test_over_limit(void **state)
 	pid_t pid;
 
 	assert_true(group_make(&over, "over"));
-	snprintf(limit, sizeof(limit), "%llu", OVER_LIMIT);
+	snprintf(limit, sizeof(limit), "%llu", (unsigned long long)OVER_LIMIT);
 	assert_true(write_str(over.path, cg.limit, limit));
 	/* No swap to hide in (the file exists only with swap accounting). */
 	write_str(over.path, cg.swap_limit, strcmp(cg.swap_limit, "memory.swap.max") ? limit : "0");
@@ -314,7 +315,7 @@ static void test_over_limit(void **state)
 	group_remove(&over);
 	print_message(
 		"over its %llu limit: %s %d; daemon cgroup oom_kill %llu before, %llu after\n",
-		OVER_LIMIT, WIFSIGNALED(status) ? "killed by signal" : "exit",
+		(unsigned long long)OVER_LIMIT, WIFSIGNALED(status) ? "killed by signal" : "exit",
 		WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
 		(unsigned long long)ooms,
 		(unsigned long long)value_of(f->daemon.path, cg.oom, "oom_kill"));

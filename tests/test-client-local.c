@@ -21,12 +21,11 @@
 
 #include <cmocka.h>
 
+#include "hak_size.h"
 #include "hakclient.h"
 #include "test-client.h"
 #include "harness.h"
 
-#define KiB 1024ull
-#define MiB (1024ull * KiB)
 #define WAIT_MS 8000 /* the monitor retries every 2 s at most */
 #define NTHREADS 4
 #define ITERS 20000
@@ -35,7 +34,7 @@
 /* Whether the harness found hakzerod ($HAKZEROD, set by make check). */
 static bool have_daemon;
 
-static const size_t sizes[] = {4 * KiB, 64 * KiB, 2 * MiB, 2 * MiB + 4 * KiB};
+static const size_t sizes[] = {4 * KIB, 64 * KIB, 2 * MIB, 2 * MIB + 4 * KIB};
 
 static struct hak_client *client(int mode, const char *sock)
 {
@@ -113,13 +112,13 @@ static void test_pool_only_and_slot_of(void **state)
 
 	c = client(HAK_MODE_LOCAL, NULL);
 	assert_int_equal(hak_client_connect(c), 0);
-	assert_int_equal(hak_alloc(c, 4 * MiB, HAK_ALLOC_POOL_ONLY, &p), -E2BIG);
-	assert_int_equal(hak_alloc(c, 70 * KiB, HAK_ALLOC_POOL_ONLY, &p), HAK_ALLOC_ZEROED);
+	assert_int_equal(hak_alloc(c, 4 * MIB, HAK_ALLOC_POOL_ONLY, &p), -E2BIG);
+	assert_int_equal(hak_alloc(c, 70 * KIB, HAK_ALLOC_POOL_ONLY, &p), HAK_ALLOC_ZEROED);
 	/* Any address inside the slot finds its start and class. */
-	assert_int_equal(hak_slot_of(c, (char *)p + 69 * KiB, &base, &size), 0);
+	assert_int_equal(hak_slot_of(c, (char *)p + 69 * KIB, &base, &size), 0);
 	assert_ptr_equal(base, p);
-	assert_int_equal(size, 2 * MiB);
-	assert_int_equal(hak_free(c, p, 70 * KiB), 0);
+	assert_int_equal(size, 2 * MIB);
+	assert_int_equal(hak_free(c, p, 70 * KIB), 0);
 	assert_null(hak_client_unref(c));
 }
 
@@ -137,9 +136,9 @@ static void test_local_zeroes(void **state)
 	st = stats(c);
 	assert_int_equal(st.local, 1);
 	assert_int_equal(st.local_pools, 1);
-	assert_true(st.pool_bytes > 60 * MiB); /* 64 MiB in whole slots */
-	assert_int_equal(hak_client_class_size(c, 2 * MiB + 1, &cs), 0);
-	assert_int_equal(cs, 2 * MiB + 4 * KiB);
+	assert_true(st.pool_bytes > 60 * MIB); /* 64 MiB in whole slots */
+	assert_int_equal(hak_client_class_size(c, 2 * MIB + 1, &cs), 0);
+	assert_int_equal(cs, 2 * MIB + 4 * KIB);
 	/* Dirty every class many times over: each zeroed hand-out reads as
 	 * zero, whoever zeroed it (the monitor, or this thread inline). */
 	for (int round = 0; round < 200; round++) {
@@ -166,14 +165,14 @@ static void test_local_dirty_ok(void **state)
 	void *p, *q;
 
 	assert_int_equal(hak_client_connect(c), 0);
-	assert_int_equal(hak_alloc(c, 64 * KiB, 0, &p), HAK_ALLOC_ZEROED);
-	memset(p, 1, 64 * KiB);
-	assert_int_equal(hak_free(c, p, 64 * KiB), 0);
+	assert_int_equal(hak_alloc(c, 64 * KIB, 0, &p), HAK_ALLOC_ZEROED);
+	memset(p, 1, 64 * KIB);
+	assert_int_equal(hak_free(c, p, 64 * KIB), 0);
 	/* Lazy zeroing: our own freed slot, as it is. */
-	assert_int_equal(hak_alloc(c, 64 * KiB, HAK_ALLOC_DIRTY_OK, &q), 0);
+	assert_int_equal(hak_alloc(c, 64 * KIB, HAK_ALLOC_DIRTY_OK, &q), 0);
 	assert_ptr_equal(q, p);
 	assert_int_equal(stats(c).alloc_dirty, 1);
-	assert_int_equal(hak_free(c, q, 64 * KiB), 0);
+	assert_int_equal(hak_free(c, q, 64 * KIB), 0);
 	assert_null(hak_client_unref(c));
 }
 
@@ -251,10 +250,10 @@ static int child_checks(struct hak_client *c, unsigned char *p)
 		return 12;
 	/* Enough traffic to need the background (restarted in the child). */
 	for (int i = 0; i < 3000; i++) {
-		if (hak_alloc(c, 64 * KiB, 0, &q) != HAK_ALLOC_ZEROED || !all_zero(q, 64 * KiB))
+		if (hak_alloc(c, 64 * KIB, 0, &q) != HAK_ALLOC_ZEROED || !all_zero(q, 64 * KIB))
 			return 13;
-		memset(q, 3, 64 * KiB);
-		if (hak_free(c, q, 64 * KiB) != 0)
+		memset(q, 3, 64 * KIB);
+		if (hak_free(c, q, 64 * KIB) != 0)
 			return 14;
 	}
 	if (stats(c).alloc_mmap != 0)
@@ -303,26 +302,26 @@ static void test_auto_switch(void **state)
 	/* No daemon: a local pool, and connect says the handle works. */
 	assert_int_equal(hak_client_connect(c), 0);
 	assert_int_equal(stats(c).local, 1);
-	assert_int_equal(hak_alloc(c, 64 * KiB, 0, &p1), HAK_ALLOC_ZEROED);
-	memset(p1, 1, 64 * KiB);
+	assert_int_equal(hak_alloc(c, 64 * KIB, 0, &p1), HAK_ALLOC_ZEROED);
+	memset(p1, 1, 64 * KIB);
 	/* The daemon appears: new allocations come from its pool. */
 	h_daemon_start();
 	assert_true(wait_local(c, 0));
 	assert_int_equal(hak_client_is_connected(c), 1);
-	assert_int_equal(hak_alloc(c, 64 * KiB, 0, &p2), HAK_ALLOC_ZEROED);
-	assert_true(all_zero(p2, 64 * KiB));
-	memset(p2, 2, 64 * KiB);
+	assert_int_equal(hak_alloc(c, 64 * KIB, 0, &p2), HAK_ALLOC_ZEROED);
+	assert_true(all_zero(p2, 64 * KIB));
+	memset(p2, 2, 64 * KIB);
 	/* The old local slot still works and is freed where it came from. */
 	assert_int_equal(((unsigned char *)p1)[100], 1);
-	assert_int_equal(hak_free(c, p1, 64 * KiB), 0);
+	assert_int_equal(hak_free(c, p1, 64 * KIB), 0);
 	/* The daemon goes away: back to a fresh local pool at once. */
 	h_daemon_stop();
 	assert_true(wait_local(c, 1));
 	assert_int_equal(((unsigned char *)p2)[100], 2); /* the memfd lives while mapped */
-	assert_int_equal(hak_free(c, p2, 64 * KiB), 0);
-	assert_int_equal(hak_alloc(c, 64 * KiB, 0, &p3), HAK_ALLOC_ZEROED);
-	assert_true(all_zero(p3, 64 * KiB));
-	assert_int_equal(hak_free(c, p3, 64 * KiB), 0);
+	assert_int_equal(hak_free(c, p2, 64 * KIB), 0);
+	assert_int_equal(hak_alloc(c, 64 * KIB, 0, &p3), HAK_ALLOC_ZEROED);
+	assert_true(all_zero(p3, 64 * KIB));
+	assert_int_equal(hak_free(c, p3, 64 * KIB), 0);
 	assert_int_equal(stats(c).local_pools, 2);
 	assert_int_equal(stats(c).alloc_mmap, 0);
 	assert_null(hak_client_unref(c));

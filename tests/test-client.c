@@ -33,6 +33,7 @@
 #include <cmocka.h>
 #include <liburing.h>
 
+#include "hak_size.h"
 #include "hakclient.h"
 #include "hak_layout.h"
 #include "hak_proto.h"
@@ -40,8 +41,6 @@
 #include "internal.h" /* white box: the library is compiled in */
 #include "test-client.h"
 
-#define KiB 1024ull
-#define MiB (1024ull * KiB)
 #define WAIT_MS 3000
 #define MAX_SESS 8
 
@@ -177,8 +176,8 @@ struct fake {
 
 static void fake_geom_default(struct fake *f)
 {
-	f->geom[0] = (struct hak_class_geom){4 * KiB, 64, 4, 4};
-	f->geom[1] = (struct hak_class_geom){64 * KiB, 8, 1, 2};
+	f->geom[0] = (struct hak_class_geom){4 * KIB, 64, 4, 4};
+	f->geom[1] = (struct hak_class_geom){64 * KIB, 8, 1, 2};
 	f->ngeom = 2;
 	f->prefill = 16;
 }
@@ -504,7 +503,7 @@ static void test_args(void **state)
 	assert_int_equal(hak_client_set_log_priority(c, LOG_DEBUG + 1), -EINVAL);
 	assert_int_equal(hak_client_set_log_priority(c, LOG_INFO), 0);
 	assert_int_equal(hak_client_set_log_fn(NULL, NULL, NULL), -EINVAL);
-	assert_int_equal(hak_client_set_pool_size(c, 8 * MiB), 0);
+	assert_int_equal(hak_client_set_pool_size(c, 8 * MIB), 0);
 	memset(longpath, 'x', sizeof(longpath) - 1);
 	longpath[sizeof(longpath) - 1] = '\0';
 	assert_int_equal(hak_client_set_socket(c, longpath), -ENAMETOOLONG);
@@ -641,9 +640,9 @@ static void test_env(void **state)
 	unsetenv("HAKZEROD_SOCKET");
 	unsetenv("HAKCLIENT_LOG");
 	hak_client_set_log_fn(c, test_log, &logged);
-	assert_int_equal(hak_client_set_pool_size(c, 3 * MiB), 0);
+	assert_int_equal(hak_client_set_pool_size(c, 3 * MIB), 0);
 	assert_int_equal(hak_client_connect(c), 0);
-	assert_int_equal(fake_sess(&f, 0)->hello_bytes, 3 * MiB);
+	assert_int_equal(fake_sess(&f, 0)->hello_bytes, 3 * MIB);
 	assert_true(logged > 0);
 	assert_null(hak_client_unref(c));
 	fake_stop(&f);
@@ -718,16 +717,16 @@ static void test_ready_zero(void **state)
 	c = connected_client(&f);
 	s = fake_sess(&f, 0);
 	assert_int_equal(hak_client_class_size(c, 1, &cs), 0);
-	assert_int_equal(cs, 4 * KiB);
+	assert_int_equal(cs, 4 * KIB);
 	assert_int_equal(hak_client_class_size(c, 5000, &cs), 0);
-	assert_int_equal(cs, 64 * KiB);
-	assert_int_equal(hak_client_class_size(c, 64 * KiB + 1, &cs), -E2BIG);
+	assert_int_equal(cs, 64 * KIB);
+	assert_int_equal(hak_client_class_size(c, 64 * KIB + 1, &cs), -E2BIG);
 
 	assert_int_equal(hak_alloc(c, 100, 0, &p), HAK_ALLOC_ZEROED);
-	assert_true(all_zero(p, 4 * KiB));
+	assert_true(all_zero(p, 4 * KIB));
 	assert_true(same_slot(s, 0, 0, p)); /* the first slot queued */
 	assert_int_equal(hak_alloc(c, 5000, 0, &q), HAK_ALLOC_ZEROED);
-	assert_true(all_zero(q, 64 * KiB));
+	assert_true(all_zero(q, 64 * KIB));
 	assert_true(same_slot(s, 1, 0, q));
 	st = stats(c);
 	assert_int_equal(st.alloc_ready, 2);
@@ -736,15 +735,15 @@ static void test_ready_zero(void **state)
 	assert_int_equal(st.pool_bytes, s->h.pool_size);
 	/* Bad frees change nothing. */
 	assert_int_equal(hak_free(c, (char *)p + 8, 100), -EINVAL);
-	assert_int_equal(hak_free(c, p, 4 * KiB + 1), -EINVAL);
+	assert_int_equal(hak_free(c, p, 4 * KIB + 1), -EINVAL);
 	assert_int_equal(hak_free(c, p, 100), 0);
 	assert_int_equal(hak_free(c, p, 100), -EINVAL); /* twice */
 	assert_int_equal(hak_free(c, q, 5000), 0);
 	assert_int_equal(stats(c).free_pool, 2);
 	/* Larger than the largest class. */
-	assert_int_equal(hak_alloc(c, 64 * KiB + 1, 0, &p), HAK_ALLOC_ZEROED);
+	assert_int_equal(hak_alloc(c, 64 * KIB + 1, 0, &p), HAK_ALLOC_ZEROED);
 	assert_int_equal(stats(c).alloc_large, 1);
-	assert_int_equal(hak_free(c, p, 64 * KiB + 1), 0);
+	assert_int_equal(hak_free(c, p, 64 * KIB + 1), 0);
 	assert_int_equal(stats(c).free_mmap, 1);
 	assert_null(hak_client_unref(c));
 	fake_stop(&f);
@@ -1113,7 +1112,7 @@ static void check_prefault(bool with_uring)
 	long small_kb, big_kb;
 
 	fake_init(&f);
-	f.geom[2] = (struct hak_class_geom){2 * MiB, 24, 1, 1};
+	f.geom[2] = (struct hak_class_geom){2 * MIB, 24, 1, 1};
 	f.ngeom = 3;
 	f.prefill = 16;
 	fake_listen(&f);
@@ -1121,21 +1120,21 @@ static void check_prefault(bool with_uring)
 	c = connected_client(&f);
 	fail_uring = 0;
 	assert_int_equal(hak_alloc(c, 4096, 0, &p), HAK_ALLOC_ZEROED);
-	/* 16 of 4 KiB and all 8 of 64 KiB; none of 2 MiB. */
-	small_kb = (long)((16 * 4 * KiB + 8 * 64 * KiB) / KiB);
+	/* 16 of 4 KIB and all 8 of 64 KIB; none of 2 MIB. */
+	small_kb = (long)((16 * 4 * KIB + 8 * 64 * KIB) / KIB);
 	assert_int_equal(wait_rss(p, small_kb), small_kb);
-	assert_int_equal(hak_alloc(c, 2 * MiB, 0, &big[0]), HAK_ALLOC_ZEROED);
-	assert_int_equal(hak_alloc(c, 2 * MiB, 0, &big[1]), HAK_ALLOC_ZEROED);
+	assert_int_equal(hak_alloc(c, 2 * MIB, 0, &big[0]), HAK_ALLOC_ZEROED);
+	assert_int_equal(hak_alloc(c, 2 * MIB, 0, &big[1]), HAK_ALLOC_ZEROED);
 	/* Two looks of the monitor at its slowest, and still nothing. */
 	sleep_ms(2 * PF_SCAN_MAX_MS + 100);
 	assert_int_equal(rss_of_mapping(p), small_kb);
-	/* The third take: the 13 still queued, more 2 MiB chunks than the
+	/* The third take: the 13 still queued, more 2 MIB chunks than the
 	 * submission queue holds. */
-	assert_int_equal(hak_alloc(c, 2 * MiB, 0, &big[2]), HAK_ALLOC_ZEROED);
-	big_kb = small_kb + (long)(13 * 2 * MiB / KiB);
+	assert_int_equal(hak_alloc(c, 2 * MIB, 0, &big[2]), HAK_ALLOC_ZEROED);
+	big_kb = small_kb + (long)(13 * 2 * MIB / KIB);
 	assert_int_equal(wait_rss(p, big_kb), big_kb);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(hak_free(c, big[i], 2 * MiB), 0);
+		assert_int_equal(hak_free(c, big[i], 2 * MIB), 0);
 	assert_int_equal(hak_free(c, p, 4096), 0);
 	assert_null(hak_client_unref(c));
 	fake_stop(&f);
@@ -1194,7 +1193,7 @@ static void test_prefault_no_uring(void **state)
 static struct hak_client *tc_client(struct fake *f)
 {
 	fake_init(f);
-	f->geom[0] = (struct hak_class_geom){4 * KiB, TC_NSLOTS, 4, 4};
+	f->geom[0] = (struct hak_class_geom){4 * KIB, TC_NSLOTS, 4, 4};
 	f->ngeom = 1;
 	f->prefill = TC_PREFILL;
 	fake_listen(f);
@@ -1255,7 +1254,7 @@ static void test_tc_spill(void **state)
 	void *p[TC_CAP + 1];
 
 	fake_init(&f);
-	f.geom[0] = (struct hak_class_geom){4 * KiB, TC_NSLOTS, 4, 4};
+	f.geom[0] = (struct hak_class_geom){4 * KIB, TC_NSLOTS, 4, 4};
 	f.ngeom = 1;
 	f.prefill = TC_CAP + 1;
 	fake_listen(&f);
@@ -1523,7 +1522,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* N threads against one pool of nslots 4 KiB slots, with a recycler in the
+/* N threads against one pool of nslots 4 KIB slots, with a recycler in the
  * daemon's place: no slot is handed out twice, every zeroed one reads as
  * zero, every return carries the generation its slot was queued with. */
 static void threads_run(uint32_t nslots)
@@ -1536,7 +1535,7 @@ static void threads_run(uint32_t nslots)
 	struct hak_client_stats st;
 
 	fake_init(&f);
-	f.geom[0] = (struct hak_class_geom){4 * KiB, nslots, nslots / 4, 4};
+	f.geom[0] = (struct hak_class_geom){4 * KIB, nslots, nslots / 4, 4};
 	f.prefill = nslots;
 	fake_listen(&f);
 	c = connected_client(&f);

@@ -288,6 +288,32 @@ static void test_doorbell_flood(void **state)
 	assert_int_equal(totals(fx).st.offences, 1);
 }
 
+/* A client ringing through the loop past its wakeup budget is deferred:
+ * not cut off, no offence, and its deferral stays in the totals after it
+ * left. */
+static void test_deferred_not_cut_off(void **state)
+{
+	struct fixture *fx = *state;
+	struct session *a = add(fx, UID_A);
+	uint64_t one = 1;
+
+	bucket_init(&a->wake_bucket, 1, 1, now_ns());
+	for (int i = 0; i < 2; i++) {
+		/* As a client rings: only after taking the arming. */
+		hak_xchg_acq_rel(&a->sync->want_doorbell, 0);
+		assert_int_equal(write(a->bell_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+		dispatch_one(fx);
+	}
+	assert_false(a->dead);
+	assert_int_equal(totals(fx).st.doorbells, 2);
+	assert_int_equal(totals(fx).st.deferred, 1);
+	assert_int_equal(totals(fx).st.offences, 0);
+	assert_int_equal(totals(fx).cut_off, 0);
+	clients_close(&fx->cl, a, NULL);
+	clients_bury(&fx->cl);
+	assert_int_equal(totals(fx).st.deferred, 1);
+}
+
 /* A client cut off before it read its WELCOME holds the WELCOME's
  * descriptors in flight, charged to the daemon's user: until it closes its
  * socket it still counts against its uid and max_clients. */
@@ -339,6 +365,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verdicts_cut_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hangup_and_speaking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_doorbell_flood, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_not_cut_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unread_welcome_lingers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_welcome_does_not_linger, setup, teardown),
 	};

@@ -24,10 +24,11 @@
 
 #include <cmocka.h>
 
+#include "hak_size.h"
 #include "harness.h"
 
 #define TEST_ALARM_S 120
-#define MIB (1ull << 20)
+
 /* One class of 4 KiB and the default watermarks: 16384 slots, at most
  * 12288 ready, 512 (2 MiB) at first.  One class only, so that a round of
  * allocations drains it until the round ends, and the target read right

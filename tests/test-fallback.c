@@ -24,16 +24,15 @@
 
 #include <cmocka.h>
 
+#include "hak_size.h"
 #include "hakclient.h"
 #include "harness.h"
 
-#define KiB 1024ull
-#define MiB (1024ull * KiB)
-#define PAGE (4 * KiB)
+#define PAGE (4 * KIB)
 /* Larger than the largest default class (2 MiB + 4 KiB): always a fallback,
  * whatever pool the handle has. */
-#define BIG (3 * MiB)
-#define NEIGHBOUR MiB
+#define BIG (3 * MIB)
+#define NEIGHBOUR MIB
 #define NEIGHBOUR_TRIES 16
 #define FILL 0x5a
 #define WAIT_MS 8000
@@ -75,7 +74,7 @@ static struct hak_client *client_without_pool(void)
  * on a range with an unmapped page. */
 static bool mapped(const void *p, size_t len)
 {
-	unsigned char vec[(4 * MiB) / PAGE];
+	unsigned char vec[(4 * MIB) / PAGE];
 
 	assert_true(len <= sizeof(vec) * PAGE);
 	return mincore((void *)p, len, vec) == 0;

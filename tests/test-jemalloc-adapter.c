@@ -7,11 +7,16 @@
  * daemon; each with jemalloc's dirty_decay_ms at its default and at 0 (every
  * freed extent back to the pool at once).  With dirty_decay_ms at 0, a
  * single thread cycling two 1-2 MiB slabs must get every extent from the
- * pool once warm, in both modes.  Under AddressSanitizer the
+ * pool once warm, in both modes.  Producers and consumers that never
+ * allocate, blocks of every size freed across threads, must finish and
+ * read back zeroed where calloc promised, in both modes: a hook that calls
+ * jemalloc's own from such a thread hangs it.  Every run has a time limit,
+ * so a hang fails.  Under AddressSanitizer the
  * program cannot run on jemalloc (ASan brings its own malloc): skipped.
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -23,6 +28,10 @@
 #include <cmocka.h>
 
 #include "harness.h"
+
+/* A run that takes longer hangs (a few seconds each on a loaded 2-core
+ * machine). */
+#define PROG_TIMEOUT_S 120
 
 /* Whether the harness found hakzerod ($HAKZEROD, set by make check). */
 static bool have_daemon;
@@ -51,11 +60,16 @@ static int run_prog(const struct run *r)
 			setenv("MALLOC_CONF", r->decay, 1);
 		if (r->sock)
 			setenv("HAKZEROD_SOCKET", r->sock, 1);
+		/* Survives exec: SIGALRM ends a hung program. */
+		alarm(PROG_TIMEOUT_S);
 		execl(PROG, PROG, r->what ? r->what : "expect-pool", (char *)NULL);
 		_exit(127);
 	}
 	if (waitpid(pid, &status, 0) != pid)
 		return -errno;
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+		print_message("%s %s: still running after %d s, hung\n", r->mode,
+			      r->what ? r->what : "", PROG_TIMEOUT_S);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -72,6 +86,14 @@ static void both_decays(const char *mode, const char *sock)
 static void churn(const char *mode, const char *sock)
 {
 	struct run r = {.what = "churn", .mode = mode, .decay = "dirty_decay_ms:0", .sock = sock};
+
+	assert_int_equal(run_prog(&r), 0);
+}
+
+/* Cross-thread frees by threads that never allocate. */
+static void xthread(const char *mode, const char *sock)
+{
+	struct run r = {.what = "xthread", .mode = mode, .sock = sock};
 
 	assert_int_equal(run_prog(&r), 0);
 }
@@ -97,15 +119,28 @@ static void test_local_churn(void **state)
 	churn("local", NULL);
 }
 
+static void test_local_xthread(void **state)
+{
+	xthread("local", NULL);
+}
+
 static void test_auto_without_daemon(void **state)
 {
 	both_decays("auto", "/nonexistent/hak.sock");
+}
+
+/* jemalloc through the adapter is a normal client: never over what one
+ * client may cost the daemon. */
+static void assert_never_deferred(void)
+{
+	assert_int_equal(h_stats_u64("deferred"), 0);
 }
 
 static void test_shared(void **state)
 {
 	daemon_start();
 	both_decays("shared", h_env.sock);
+	assert_never_deferred();
 	h_daemon_stop();
 }
 
@@ -113,6 +148,14 @@ static void test_shared_churn(void **state)
 {
 	daemon_start();
 	churn("shared", h_env.sock);
+	assert_never_deferred();
+	h_daemon_stop();
+}
+
+static void test_shared_xthread(void **state)
+{
+	daemon_start();
+	xthread("shared", h_env.sock);
 	h_daemon_stop();
 }
 
@@ -121,9 +164,11 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_local),
 		cmocka_unit_test(test_local_churn),
+		cmocka_unit_test(test_local_xthread),
 		cmocka_unit_test(test_auto_without_daemon),
 		cmocka_unit_test_setup_teardown(test_shared, h_test_setup, h_test_teardown),
 		cmocka_unit_test_setup_teardown(test_shared_churn, h_test_setup, h_test_teardown),
+		cmocka_unit_test_setup_teardown(test_shared_xthread, h_test_setup, h_test_teardown),
 	};
 	int r;
 

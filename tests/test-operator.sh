@@ -13,7 +13,7 @@ for prog in "${HAKZEROD:?HAKZEROD not set (run through make check)}" "${HAKCTL:?
 	[ -x "$prog" ] || { echo "FAIL: $prog not built"; exit 1; }
 done
 EXIT_CONFIG=78
-START_TENTHS=100 # how long the first daemon may take to listen
+START_TENTHS=300 # how long the first daemon may take to listen (it measures its zeroing first)
 
 tmp=$(mktemp -d) || exit 1
 daemon_pid=""

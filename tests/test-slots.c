@@ -294,6 +294,116 @@ static void test_doorbell_flood_no_wrap(void **state)
 	assert_int_equal(fx->s->st.offences, 1);
 }
 
+/* ---- what a client may cost (budget.c) ---- */
+
+/* Small buckets, so that a test runs one dry in a few calls and sees it
+ * refill in some milliseconds. */
+#define TEST_WAKE_RATE 100 /* per second: 10 ms a token */
+#define TEST_WAKE_BURST 4
+#define TEST_ZERO_RATE (10 * SLOT) /* bytes per second */
+#define TEST_ZERO_BURST (2 * SLOT)
+
+/* Sleeps until the session's deferral is over. */
+static void wait_deferral(const struct session *s)
+{
+	while (now_ns() < s->deferred_until)
+		poll(NULL, 0, 1);
+}
+
+/* A client ringing on every arming: served while its wakeup budget lasts,
+ * then deferred (no offence, no verdict), its returns left on the ring
+ * until the bucket refilled. */
+static void test_wakeups_over_budget_deferred(void **state)
+{
+	struct fixture *fx = *state;
+	struct session *s = fx->s;
+	struct session_class *c = cls0(state);
+
+	bucket_init(&s->wake_bucket, TEST_WAKE_RATE, TEST_WAKE_BURST, now_ns());
+	for (unsigned i = 0; i < TEST_WAKE_BURST; i++)
+		assert_int_equal(session_doorbell(s, 1), SESSION_OK);
+	assert_int_equal(s->st.deferred, 0);
+	give_back(c, take(c));
+	assert_int_equal(session_doorbell(s, 1), SESSION_OK);
+	assert_int_equal(s->st.deferred, 1);
+	assert_true(s->deferred_until > now_ns());
+	/* Deferred: neither the doorbell nor the tick serves it. */
+	assert_int_equal(session_doorbell(s, 1), SESSION_OK);
+	assert_int_equal(session_tick(s, now_ns(), 0), SESSION_OK);
+	assert_int_equal(s->st.returned, 0);
+	assert_int_equal(s->st.deferred, 1); /* one deferral, however many calls */
+	assert_int_equal(s->st.offences, 0);
+	assert_false(s->dead);
+	/* Refilled: served again, from the tick. */
+	wait_deferral(s);
+	assert_int_equal(session_tick(s, now_ns(), 0), SESSION_OK);
+	assert_int_equal(s->st.returned, 1);
+	assert_int_equal(s->deferred_until, 0);
+	assert_int_equal(drain(s), SESSION_OK);
+}
+
+/* Rings beyond the armings still count while deferred: a deferral does
+ * not hide a flood. */
+static void test_deferral_does_not_hide_a_flood(void **state)
+{
+	struct fixture *fx = *state;
+	struct session *s = fx->s;
+
+	bucket_init(&s->wake_bucket, TEST_WAKE_RATE, 1, now_ns());
+	assert_int_equal(session_doorbell(s, 1), SESSION_OK);
+	assert_int_equal(session_doorbell(s, 1), SESSION_OK);
+	assert_int_equal(s->st.deferred, 1);
+	assert_int_equal(session_doorbell(s, (SESSION_MAX_OFFENCES + 2) * RINGS_PER_OFFENCE),
+			 SESSION_BELL_FLOOD);
+}
+
+/* Zeroing is charged by bytes: past the budget, returned slots wait
+ * (RETURNED, not zeroed) until the bucket refilled, then are zeroed. */
+static void test_zeroing_over_budget_deferred(void **state)
+{
+	struct fixture *fx = *state;
+	struct session *s = fx->s;
+	struct session_class *c = cls0(state);
+
+	bucket_init(&s->zero_bucket, TEST_ZERO_RATE, TEST_ZERO_BURST, now_ns());
+	/* One slot, then a job of two with one slot's worth left: taken, into
+	 * debt. */
+	give_back(c, take(c));
+	assert_int_equal(session_service(s), SESSION_OK);
+	give_back(c, take(c));
+	give_back(c, take(c));
+	assert_int_equal(session_service(s), SESSION_OK);
+	assert_int_equal(drain(s), SESSION_OK);
+	assert_int_equal(s->st.zeroed, 3);
+	assert_int_equal(s->st.deferred, 0);
+	/* In debt: the next return waits. */
+	give_back(c, take(c));
+	assert_int_equal(session_service(s), SESSION_OK);
+	assert_int_equal(drain(s), SESSION_OK);
+	assert_int_equal(s->st.deferred, 1);
+	assert_int_equal(c->count[SLOT_RETURNED], 1);
+	assert_int_equal(s->st.zeroed, 3);
+	assert_int_equal(s->st.offences, 0);
+	wait_deferral(s);
+	assert_int_equal(session_service(s), SESSION_OK);
+	assert_int_equal(drain(s), SESSION_OK);
+	assert_int_equal(c->count[SLOT_RETURNED], 0);
+	assert_int_equal(s->st.zeroed, 4);
+}
+
+/* The defaults never defer a client that rings once per arming at a few
+ * hundred wakeups a second. */
+static void test_default_budget_serves_normal_rates(void **state)
+{
+	struct fixture *fx = *state;
+	struct session *s = fx->s;
+
+	for (unsigned i = 0; i < SESSION_WAKE_BURST / 2; i++)
+		assert_int_equal(session_doorbell(s, 1), SESSION_OK);
+	assert_int_equal(s->st.deferred, 0);
+	assert_int_equal(s->deferred_until, 0);
+}
+
 static void test_verdict_pool_fault(void **state)
 {
 	struct fixture *fx = *state;
@@ -349,6 +459,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verdict_doorbell_flood, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_doorbell_flood_counts_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_doorbell_flood_no_wrap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wakeups_over_budget_deferred, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deferral_does_not_hide_a_flood, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_zeroing_over_budget_deferred, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_default_budget_serves_normal_rates, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_verdict_pool_fault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_session_does_nothing, setup, teardown),
 	};

@@ -32,6 +32,8 @@ static const struct metric known[] = {
 	{"admin_requests", "admin_requests_total", COUNTER, 0, "hakctl requests answered."},
 	{"admin_denied", "admin_denied_total", COUNTER, 0, "hakctl requests refused."},
 	{"doorbells", "doorbells_total", COUNTER, 0, "Doorbell wakeups from clients."},
+	{"deferred", "deferred_total", COUNTER, 0,
+	 "Times a client's work was deferred for going over its budget."},
 	{"returned_slots", "returned_slots_total", COUNTER, 0, "Slots clients gave back."},
 	{"queued_slots", "queued_slots_total", COUNTER, 0, "Zeroed slots put on ready rings."},
 	{"zero_jobs", "zero_jobs_total", COUNTER, 0, "Zeroing jobs the workers ran."},

@@ -53,6 +53,8 @@ bool hj_client_untried(void);
 bool hj_pool_live(struct hak_client *c);
 /* The hooks an arena had before ours: jemalloc's own. */
 extent_hooks_t *hj_orig(unsigned arena_ind);
+/* Whether hooks are jemalloc's own default ones (not another library's). */
+bool hj_orig_is_jemallocs(const extent_hooks_t *h);
 
 /* ---- hooks.c ---- */
 

@@ -3,6 +3,7 @@
  * The adapter's libhakclient handle, made on first need from inside a hook;
  * installing the hooks on every arena; counters.
  */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@ static int state; /* atomic: HJ_* */
 static struct hak_client *client;
 static extent_hooks_t *orig_hooks[HJ_MAX_ARENAS];
 static uint64_t counters[HJ_NCOUNTERS];
+/* jemalloc's default hooks, once an arena is seen with them; atomic. */
+static extent_hooks_t *jemallocs;
 
 void hj_count(enum hj_counter k, uint64_t n)
 {
@@ -30,6 +33,21 @@ extent_hooks_t *hj_orig(unsigned arena_ind)
 	extent_hooks_t *h = arena_ind < HJ_MAX_ARENAS ? orig_hooks[arena_ind] : NULL;
 
 	return h ? h : orig_hooks[0];
+}
+
+bool hj_orig_is_jemallocs(const extent_hooks_t *h)
+{
+	return h && h == __atomic_load_n(&jemallocs, __ATOMIC_ACQUIRE);
+}
+
+/* Hooks are jemalloc's own when their merge lives in the object that
+ * defines mallctl (libjemalloc, or the program it is linked into). */
+static bool from_jemalloc(const extent_hooks_t *h)
+{
+	Dl_info hook, ctl;
+
+	return h && h->merge && dladdr((void *)h->merge, &hook) && dladdr((void *)mallctl, &ctl) &&
+	       hook.dli_fbase == ctl.dli_fbase;
 }
 
 /* Without $HAK_MODE the adapter takes whatever is there: the daemon's pool
@@ -102,6 +120,9 @@ static int set_hooks(unsigned i)
 		return -r;
 	if (old != &hj_hooks && i < HJ_MAX_ARENAS)
 		orig_hooks[i] = old;
+	/* Pairs with the acquire load in hj_orig_is_jemallocs. */
+	if (old != &hj_hooks && from_jemalloc(old))
+		__atomic_store_n(&jemallocs, old, __ATOMIC_RELEASE);
 	return 0;
 }
 

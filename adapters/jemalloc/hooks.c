@@ -25,6 +25,7 @@
  */
 #include <stddef.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "adapter.h"
 
@@ -220,6 +221,24 @@ static bool hj_split(extent_hooks_t *h, void *addr, size_t size, size_t size_a, 
 	return o->split ? o->split(o, addr, size, size_a, size_b, committed, ind) : true;
 }
 
+/*
+ * jemalloc's own merge hook, called as a hook, fetches the calling thread's
+ * state (tsdn_fetch); jemalloc calls it with the state in hand instead.  A
+ * thread that has only freed so far has a minimal state, which that fetch
+ * completes by making the thread's cache: an allocation, under the extent
+ * lock the free holds.  The thread deadlocks, and every other with it.
+ *
+ * So its answer is given here without the call.  Where mappings coalesce
+ * (Linux), jemalloc's merge hook refuses only a merge across an edge of
+ * its brk heap (dss); keeping apart extents of different mappings jemalloc
+ * does itself, before any hook.  Both edges lie at or below the current
+ * break, so refusing every merge that starts below it refuses a superset.
+ */
+static bool jemallocs_merge(const void *addr_a)
+{
+	return (uintptr_t)addr_a < (uintptr_t)sbrk(0);
+}
+
 /* Pieces of one slot merge; a slot's piece and anything else never do. */
 static bool hj_merge(extent_hooks_t *h, void *addr_a, size_t size_a, void *addr_b, size_t size_b,
 		     bool committed, unsigned ind)
@@ -232,7 +251,11 @@ static bool hj_merge(extent_hooks_t *h, void *addr_a, size_t size_a, void *addr_
 
 	if (pa || pb)
 		return !(pa && pb && ba == bb);
-	return o->merge ? o->merge(o, addr_a, size_a, addr_b, size_b, committed, ind) : true;
+	if (!o->merge)
+		return true;
+	if (hj_orig_is_jemallocs(o))
+		return jemallocs_merge(addr_a);
+	return o->merge(o, addr_a, size_a, addr_b, size_b, committed, ind);
 }
 
 extent_hooks_t hj_hooks = {

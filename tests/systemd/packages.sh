@@ -66,6 +66,9 @@ pkg_unstage() {
 	(cd "$tmp/stage" && find . -depth -type d) | sed 's|^\.||' | while read -r d; do
 		[ -n "$d" ] && rmdir "$tmp/root$d" 2>/dev/null
 	done
+	# The daemon's state (StateDirectory=, its cached zero method) is no
+	# file of make install's, but it would outlive the user deleted here.
+	rm -rf "$tmp/root/var/lib/hakzerod"
 	ct userdel hakzerod && { ct groupdel hakzerod 2>/dev/null; true; } &&
 		ct systemctl daemon-reload && ct ldconfig || return 1
 	left=$(pkg_ours)
