@@ -41,9 +41,12 @@
 
 #define LISTEN_FD 3 /* SD_LISTEN_FDS_START */
 #define LISTEN_BACKLOG 128
-#define NOBODY 65534
-#define ATTACKER 4242 /* uid and gid of the attacker */
-#define VICTIM 4243   /* uid and gid of another user's client */
+/* uids and gids: the daemon's (no other test's: the kernel counts
+ * descriptors in flight per user, and test-hostile runs clients as
+ * nobody), the attacker's, another user's. */
+#define DAEMON_USER 4241
+#define ATTACKER 4242
+#define VICTIM 4243
 /* The daemon's descriptor limit: small, so that a few dozen unread
  * WELCOMEs would exhaust it, as a few hundred do under the unit. */
 #define DAEMON_NOFILE 64
@@ -71,7 +74,8 @@ static int listen_on(const char *path)
 }
 
 /* In the daemon's process, before exec: its socket at fd 3, its limit,
- * then user nobody (nothing of root's is left, CAP_SYS_RESOURCE least). */
+ * then a user of its own (nothing of root's is left, CAP_SYS_RESOURCE
+ * least). */
 static void pre_exec(void)
 {
 	struct rlimit rl = {DAEMON_NOFILE, DAEMON_NOFILE};
@@ -82,8 +86,8 @@ static void pre_exec(void)
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	setenv("LISTEN_FDS", "1", 1);
 	setenv("LISTEN_PID", pid, 1);
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 ||
-	    setuid(NOBODY) < 0)
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || setgroups(0, NULL) < 0 ||
+	    setgid(DAEMON_USER) < 0 || setuid(DAEMON_USER) < 0)
 		_exit(126);
 }
 
