@@ -231,9 +231,10 @@ static void client_json(const struct session *s, struct strbuf *o)
 		session_class_counts(s, i, &cc);
 		strbuf_printf(o,
 			      "%s{\"slot_size\":%" PRIu64 ",\"slots\":%u,\"ready\":%u,\"out\":%u,"
-			      "\"idle\":%u,\"unbacked\":%u,\"returned\":%u,\"busy\":%u}",
+			      "\"idle\":%u,\"unbacked\":%u,\"returned\":%u,\"busy\":%u,"
+			      "\"ready_target\":%u}",
 			      i ? "," : "", cc.slot_size, cc.nslots, cc.ready, cc.out, cc.idle,
-			      cc.unbacked, cc.returned, cc.busy);
+			      cc.unbacked, cc.returned, cc.busy, cc.ready_target);
 	}
 	session_client_counters(s, cnt);
 	strbuf_printf(o, "],\"client\":{");
@@ -259,9 +260,10 @@ static void client_text(const struct session *s, struct strbuf *o)
 		session_class_counts(s, i, &cc);
 		strbuf_printf(o,
 			      "  class %-5s %6u slots: ready %u out %u idle %u unbacked %u "
-			      "returned %u busy %u\n",
+			      "returned %u busy %u target %u\n",
 			      conf_format_size(size, sizeof(size), cc.slot_size), cc.nslots,
-			      cc.ready, cc.out, cc.idle, cc.unbacked, cc.returned, cc.busy);
+			      cc.ready, cc.out, cc.idle, cc.unbacked, cc.returned, cc.busy,
+			      cc.ready_target);
 	}
 	session_client_counters(s, cnt);
 	strbuf_printf(o, "  client says:");

@@ -220,6 +220,7 @@ int session_welcome(struct session *s)
 		/* Mapped already; the daemon never needs it again. */
 		close(s->ctrl_fd);
 		s->ctrl_fd = -1;
+		s->welcomed = true;
 	}
 	return r;
 }
@@ -284,6 +285,18 @@ const char *session_verdict_reason(enum session_verdict v)
 	return (unsigned)v < ARRAY_SIZE(reasons) && reasons[v] ? reasons[v] : "?";
 }
 
+void session_notify_queued(struct session *s)
+{
+	struct hak_msg_hdr m;
+
+	hak_proto_hdr_init(&m, HAK_MSG_QUEUED, sizeof(m));
+	/* Before WELCOME the client waits for WELCOME alone; it looks at its
+	 * rings when it maps them anyway. */
+	if (s->welcomed && s->sock >= 0 &&
+	    send(s->sock, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
+		log_msg(LOG_DEBUG, "client %u: cannot send QUEUED: %s", s->id, strerror(errno));
+}
+
 void session_set_watermarks(struct session *s, unsigned low_pct, unsigned high_pct)
 {
 	for (unsigned i = 0; i < s->nclasses; i++) {
@@ -291,6 +304,14 @@ void session_set_watermarks(struct session *s, unsigned low_pct, unsigned high_p
 
 		c->low = conf_watermark(low_pct, c->nslots);
 		c->high = conf_watermark(high_pct, c->nslots);
+		/* A reload keeps the target the client grew, within the new
+		 * bounds. */
+		c->initial = hak_geom_initial_target(c->slot_size, s->nclasses, c->high);
+		if (c->target < c->initial)
+			c->target = c->initial;
+		if (c->target > c->high)
+			c->target = c->high;
+		session_publish_low(s, i);
 	}
 }
 
@@ -310,6 +331,7 @@ void session_class_counts(const struct session *s, unsigned i, struct session_cl
 	out->unbacked = c->count[SLOT_UNBACKED];
 	out->returned = c->count[SLOT_RETURNED];
 	out->busy = c->count[SLOT_ZEROING] + c->count[SLOT_TRIMMING];
+	out->ready_target = c->target;
 }
 
 uint64_t session_ready_pages(const struct session *s)

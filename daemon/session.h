@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "bucket.h"
+#include "hak_geom.h"
 #include "hak_layout.h"
 #include "hak_ring.h"
 #include "log.h"
@@ -65,6 +66,11 @@ struct session_class {
 	uint32_t ready_tail; /* private: the daemon's producer index */
 	uint32_t ret_head;   /* private: the daemon's consumer index */
 	uint32_t low, high;  /* watermarks, in slots */
+	/* Elastic (hak_geom.h): the slots kept ready now, in [initial, high];
+	 * how many were on the ring after the last fill; when the client
+	 * last drained it (the idle period that shrinks the target starts). */
+	uint32_t target, initial, filled;
+	uint64_t demand_ns;
 	struct slot *slot;
 	struct slot_stack idle, unbacked, returned;
 	uint32_t count[SLOT_NSTATES];
@@ -127,6 +133,8 @@ struct session {
 	struct bucket wake_bucket, zero_bucket;
 	uint64_t deferred_until, defer_log;
 	bool huge;
+	bool queued_unbacked; /* this service queued unpopulated slots: tell the client */
+	bool welcomed;	      /* WELCOME sent: other messages may follow */
 };
 
 /* Cut off a client after this many bad descriptors. */
@@ -183,6 +191,10 @@ const char *session_verdict_reason(enum session_verdict v);
 /* Watermarks from the config's percentages. */
 void session_set_watermarks(struct session *s, unsigned low_pct, unsigned high_pct);
 
+/* Tells the client that unpopulated slots were queued (HAK_MSG_QUEUED);
+ * never blocks, a full socket drops the hint. */
+void session_notify_queued(struct session *s);
+
 /* ---- slots.c: the slot state machine ---- */
 
 /* Takes returns, starts zeroing, refills the ready rings, arms the doorbell
@@ -223,10 +235,15 @@ enum session_verdict session_tick(struct session *s, uint64_t now, uint64_t trim
 /* Punches holes under idle zeroed slots (all, or those above what refills
  * need).  Returns the bytes submitted. */
 uint64_t session_trim(struct session *s, bool all);
+/* Elastic: the low level that goes with class c's ready target, published
+ * to the client (it rings below it). */
+uint32_t session_target_low(const struct session_class *c);
+void session_publish_low(struct session *s, unsigned cls);
 
 struct session_class_counts {
 	uint64_t slot_size;
 	uint32_t nslots, ready, out, idle, unbacked, returned, busy;
+	uint32_t ready_target;
 };
 void session_class_counts(const struct session *s, unsigned c, struct session_class_counts *out);
 /* Slots waiting in ready rings, as 4 KiB pages. */

@@ -191,12 +191,40 @@ static void dispatch_zeroing(struct session *s)
 
 /* ---- ready rings ---- */
 
-static uint32_t take_queueable(struct session_class *c)
+static uint32_t take_queueable(struct session *s, struct session_class *c)
 {
 	/* Zeroed slots first: their pages are in place in the client. */
 	if (c->idle.n > 0)
 		return c->idle.v[--c->idle.n];
+	s->queued_unbacked = true;
 	return c->unbacked.v[--c->unbacked.n];
+}
+
+uint32_t session_target_low(const struct session_class *c)
+{
+	return hak_geom_target_low(c->target, c->low, c->high);
+}
+
+void session_publish_low(struct session *s, unsigned cls)
+{
+	hak_store_relaxed(&s->sync->ready_low[cls], session_target_low(&s->cls[cls]));
+}
+
+/* Elastic: the client took the ring below the low level of its target
+ * since the last fill, so the target grows (up to high), and with it the
+ * level it rings at.  Costs the client nothing until it populates what is
+ * queued, which it does only for what it takes. */
+static void grow_target(struct session *s, unsigned cls, uint32_t queued)
+{
+	struct session_class *c = &s->cls[cls];
+
+	if (queued >= c->filled || queued >= session_target_low(c))
+		return;
+	c->demand_ns = now_ns();
+	if (c->target >= c->high)
+		return;
+	c->target = hak_geom_target_step(c->target, true, c->initial, c->high);
+	session_publish_low(s, cls);
 }
 
 static int fill_ready(struct session *s, unsigned cls)
@@ -208,8 +236,9 @@ static int fill_ready(struct session *s, unsigned cls)
 	if (space < 0)
 		return (int)space;
 	queued = hak_ring_entries(&c->ready) - (uint32_t)space;
-	while (queued + n < c->high && c->idle.n + c->unbacked.n > 0) {
-		uint32_t slot = take_queueable(c);
+	grow_target(s, cls, queued);
+	while (queued + n < c->target && c->idle.n + c->unbacked.n > 0) {
+		uint32_t slot = take_queueable(s, c);
 
 		c->slot[slot].gen++;
 		slot_set_state(c, slot, SLOT_OUT);
@@ -220,6 +249,7 @@ static int fill_ready(struct session *s, unsigned cls)
 		hak_ring_sp_publish(&c->ready, c->ready_tail);
 		s->st.queued += n;
 	}
+	c->filled = queued + n;
 	return 0;
 }
 
@@ -245,6 +275,12 @@ static int service_once(struct session *s)
 	for (unsigned i = 0; i < s->nclasses; i++)
 		if ((r = fill_ready(s, i)) < 0)
 			return r;
+	/* Elastic pools: the client populates what it will take next, and
+	 * without the hint would only look on its own timer. */
+	if (s->queued_unbacked) {
+		s->queued_unbacked = false;
+		session_notify_queued(s);
+	}
 	return s->st.offences > SESSION_MAX_OFFENCES ? -EPROTO : 0;
 }
 
@@ -257,7 +293,7 @@ static bool work_pending(const struct session *s)
 
 		if (hak_ring_sc_avail(&c->ret, c->ret_head) != 0 || space < 0)
 			return true;
-		if (hak_ring_entries(&c->ready) - (uint32_t)space < c->low &&
+		if (hak_ring_entries(&c->ready) - (uint32_t)space < session_target_low(c) &&
 		    c->idle.n + c->unbacked.n > 0)
 			return true;
 	}

@@ -111,12 +111,13 @@ static uint64_t trim_class(struct session *s, unsigned cls, uint32_t n)
 	return bytes;
 }
 
-/* Idle slots beyond what refilling the ready ring up to high needs. */
+/* Idle slots beyond what refilling the ready ring up to its target needs:
+ * when the target shrinks, the slots it no longer keeps ready are these. */
 static uint32_t idle_excess(const struct session_class *c)
 {
 	int64_t space = hak_ring_sp_space(&c->ready, c->ready_tail);
 	uint32_t queued = space < 0 ? 0 : hak_ring_entries(&c->ready) - (uint32_t)space;
-	uint32_t need = queued < c->high ? c->high - queued : 0;
+	uint32_t need = queued < c->target ? c->target - queued : 0;
 
 	return c->idle.n > need ? c->idle.n - need : 0;
 }
@@ -147,6 +148,20 @@ static bool idle_too_long(struct session_class *c, uint64_t now, uint64_t trim_i
 	return trim_idle_ns > 0 && now - c->excess_since >= trim_idle_ns;
 }
 
+/* Elastic: a class the client has not drained for trim_idle_ns keeps half
+ * as many slots ready (down to its first target); the idle ones beyond go
+ * to the trim below once they stayed so for the idle time too. */
+static void shrink_target(struct session *s, unsigned cls, uint64_t now, uint64_t trim_idle_ns)
+{
+	struct session_class *c = &s->cls[cls];
+
+	if (trim_idle_ns == 0 || c->target <= c->initial || now - c->demand_ns < trim_idle_ns)
+		return;
+	c->target = hak_geom_target_step(c->target, false, c->initial, c->high);
+	c->demand_ns = now;
+	session_publish_low(s, cls);
+}
+
 enum session_verdict session_tick(struct session *s, uint64_t now, uint64_t trim_idle_ns)
 {
 	enum session_verdict v = session_service(s);
@@ -156,6 +171,7 @@ enum session_verdict session_tick(struct session *s, uint64_t now, uint64_t trim
 	for (unsigned i = 0; i < s->nclasses; i++) {
 		struct session_class *c = &s->cls[i];
 
+		shrink_target(s, i, now, trim_idle_ns);
 		if (idle_too_long(c, now, trim_idle_ns)) {
 			trim_class(s, i, idle_excess(c));
 			c->excess_since = 0;

@@ -99,7 +99,7 @@ static bool ready_pop(struct hak_client *c, struct hak_pool *p, struct hak_class
 
 	/* Running dry is the lowest the ring gets: ring then too (still only
 	 * when armed, so at most once per daemon idle period). */
-	if (!ok || hak_ring_count(&k->ready) < k->ready_low)
+	if (!ok || hak_ring_count(&k->ready) < hak_class_low(k))
 		doorbell(c, p);
 	return ok;
 }
@@ -157,7 +157,7 @@ static bool tc_refill(struct hak_client *c, struct hak_pool *p, struct hak_class
 		if (hak_desc_slot(tk->ready[i]) < k->nslots)
 			tk->ready[kept++] = tk->ready[i];
 	tk->nready = kept;
-	if (n == 0 || hak_ring_count(&k->ready) < k->ready_low)
+	if (n == 0 || hak_ring_count(&k->ready) < hak_class_low(k))
 		doorbell(c, p);
 	return kept > 0;
 }

@@ -8,7 +8,8 @@
  *   connect.c  handshake with hakzerod, connect / reconnect
  *   pool.c     mapping, validating and retiring a pool
  *   monitor.c  the monitor thread: daemon death, back-off, fork child restart
- *   prefault.c populating a new pool through io_uring, off the caller's thread
+ *   prefault.c populating what the ready rings hold through io_uring, off the
+ *              caller's thread
  *   local.c    local mode: a private pool whose daemon side is the monitor
  *   alloc.c    hak_alloc / hak_free: the hot path and its fallbacks
  *   fallback.c the mmap fallbacks handed out, so hak_free unmaps only those
@@ -89,8 +90,14 @@ struct hak_class_rt {
 	uint32_t nslots;
 	uint32_t ready_low;
 	uint32_t ret_batch;
-	uint32_t since_bell; /* slots returned since the last doorbell */
-	int punch_advice;    /* gives a slot's memory back: MADV_REMOVE, MADV_DONTNEED */
+	uint32_t since_bell;	  /* slots returned since the last doorbell */
+	int punch_advice;	  /* gives a slot's memory back: MADV_REMOVE, MADV_DONTNEED */
+	const uint32_t *live_low; /* shared: the daemon's current ready_low (0: ready_low) */
+	/* Prefault (prefault.c, monitor only): the ready ring index looked at
+	 * up to, the head when the pool came, and per slot a bit: populated. */
+	uint32_t pf_seen;
+	uint32_t pf_head0;
+	uint8_t *pf_done;
 	struct hak_ring ready;
 	struct hak_ring ret;
 	struct hak_ring local; /* private: own freed slots, not yet returned */
@@ -118,11 +125,26 @@ struct hak_pool {
 	struct hak_class_rt cls[HAK_MAX_CLASSES];
 };
 
-/* Asynchronous prefault of the newest pool (DESIGN "Shared mode" 2). */
+/* Populate requests waiting for room in the io_uring: runs of adjacent
+ * slots seen in the ready rings.  When full, the scan stops and resumes
+ * there next time. */
+#define HAK_PF_QUEUE 64u
+
+/* A range of the pool to populate, as offsets into the pool. */
+struct hak_pf_range {
+	uint64_t off, len;
+};
+
+/* Asynchronous prefault of what the newest pool's ready rings hold
+ * (DESIGN "Shared mode" 2, elastic). */
 struct hak_prefault {
-	struct hak_pool *pool; /* NULL: nothing (more) to submit */
-	uint64_t next;	       /* next offset to submit */
+	struct hak_pool *pool; /* NULL: nothing (more) to follow */
+	struct hak_pf_range q[HAK_PF_QUEUE];
+	unsigned qhead, qn;    /* FIFO: the slots the hot path takes first go first */
 	unsigned inflight;     /* io_uring requests not yet reaped */
+	unsigned scan_ms;      /* current interval between looks at the ready rings */
+	uint64_t next_scan_ns; /* CLOCK_MONOTONIC */
+	uint64_t populated;    /* bytes submitted for populating, for tests and stats */
 	bool uring_ready;
 	bool uring_failed; /* io_uring unusable here: the monitor madvises itself */
 	int efd;	   /* eventfd the ring signals completions on */
@@ -239,6 +261,15 @@ static inline void hak_count_n(struct hak_client *c, struct hak_pool *p, enum ha
 static inline void hak_count(struct hak_client *c, struct hak_pool *p, enum hak_counter k)
 {
 	hak_count_n(c, p, k, 1);
+}
+
+/* The ready level below which the hot path rings: the daemon's current
+ * one, which follows the class's ready target (elastic pools). */
+static inline uint32_t hak_class_low(const struct hak_class_rt *k)
+{
+	uint32_t low = hak_load_relaxed(k->live_low);
+
+	return low ? low : k->ready_low;
 }
 
 static inline struct hak_pool *hak_pool_current(struct hak_client *c)
@@ -416,6 +447,12 @@ void hak_monitor_child_restart(struct hak_client *c);
 /* ---- prefault.c (all with c->lock held) ---- */
 
 void hak_prefault_start(struct hak_client *c, struct hak_pool *p);
+/* p goes away (retired): nothing more is populated in it. */
+void hak_prefault_stop(struct hak_client *c, struct hak_pool *p);
+/* Looks at the ready rings when it is time (or now, when force): queues and
+ * submits the slots not yet populated.  Returns the milliseconds until the
+ * next look, -1 for none. */
+int hak_prefault_tick(struct hak_client *c, bool force);
 bool hak_prefault_sync_pending(struct hak_client *c);
 int hak_prefault_fd(struct hak_client *c);
 void hak_prefault_reap(struct hak_client *c);

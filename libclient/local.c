@@ -4,9 +4,11 @@
  * mode over private anonymous memory, with the daemon's side of the rings
  * played by this library's monitor thread, at low priority: it takes the
  * slots the hot path returned, zeroes them in place, and keeps each ready
- * ring between its watermarks.  The pool is prefaulted in the background
- * with MADV_POPULATE_WRITE through the handle's io_uring (prefault.c), so
- * the hot path finds its page tables in place and never zeroes.
+ * ring at its ready target, which starts small and grows between the
+ * watermarks as the hot path drains it (elastic, hak_geom.h).  What is
+ * queued is populated in the background with MADV_POPULATE_WRITE through
+ * the handle's io_uring (prefault.c), so the hot path finds its page
+ * tables in place and never zeroes, and the process holds what it uses.
  *
  * Private memory is copy-on-write across fork(): a child keeps its local
  * pool, and the monitor it restarts on first need services it.
@@ -40,8 +42,11 @@ struct hak_local_class {
 	uint32_t ready_tail; /* our producer index of the ready ring */
 	uint32_t ret_head;   /* our consumer index of the return ring */
 	uint32_t low, high;  /* ready ring watermarks, in slots */
-	uint32_t *gen;	     /* generation each slot was last queued with */
-	uint32_t *returned;  /* stack: taken back, dirty */
+	uint32_t target;     /* elastic: slots kept ready now, in [initial, high] */
+	uint32_t initial;
+	uint32_t filled;    /* slots on the ring after the last fill */
+	uint32_t *gen;	    /* generation each slot was last queued with */
+	uint32_t *returned; /* stack: taken back, dirty */
 	uint32_t nreturned;
 	uint32_t *clean; /* stack: zeroed or never touched, not queued */
 	uint32_t nclean;
@@ -115,6 +120,8 @@ static struct hak_local *local_state_new(const struct hak_ctrl_hdr *h)
 			lc->clean[lc->nclean++] = k;
 		lc->low = h->cls[i].ready_low;
 		lc->high = hak_geom_watermark(HAK_DEFAULT_READY_HIGH_PCT, n);
+		lc->initial = hak_geom_initial_target(h->cls[i].slot_size, h->nclasses, lc->high);
+		lc->target = lc->initial;
 	}
 	return loc;
 }
@@ -170,13 +177,27 @@ static uint32_t ready_queued(struct hak_pool *p, unsigned i)
 	return space < 0 ? 0 : hak_ring_entries(&p->cls[i].ready) - (uint32_t)space;
 }
 
+/* Elastic: the hot path took the ring below the low level of the target
+ * since the last fill, so the target doubles (up to high) and the level
+ * at which it rings with it. */
+static void grow_target(struct hak_pool *p, unsigned i, uint32_t queued)
+{
+	struct hak_local_class *lc = &p->loc->cls[i];
+
+	if (queued < lc->filled && queued < hak_geom_target_low(lc->target, lc->low, lc->high))
+		lc->target = hak_geom_target_step(lc->target, true, lc->initial, lc->high);
+	hak_store_relaxed(&p->sync->ready_low[i],
+			  hak_geom_target_low(lc->target, lc->low, lc->high));
+}
+
 static void fill_ready(struct hak_pool *p, unsigned i)
 {
 	struct hak_class_rt *k = &p->cls[i];
 	struct hak_local_class *lc = &p->loc->cls[i];
 	uint32_t queued = ready_queued(p, i), n = 0;
 
-	while (queued + n < lc->high && lc->nclean > 0) {
+	grow_target(p, i, queued);
+	while (queued + n < lc->target && lc->nclean > 0) {
 		uint32_t slot = lc->clean[--lc->nclean];
 
 		lc->gen[slot]++;
@@ -185,6 +206,7 @@ static void fill_ready(struct hak_pool *p, unsigned i)
 	}
 	if (n > 0)
 		hak_ring_sp_publish(&k->ready, lc->ready_tail);
+	lc->filled = queued + n;
 }
 
 static bool class_pending(struct hak_pool *p, unsigned i)
@@ -192,7 +214,8 @@ static bool class_pending(struct hak_pool *p, unsigned i)
 	struct hak_local_class *lc = &p->loc->cls[i];
 
 	return hak_ring_sc_avail(&p->cls[i].ret, lc->ret_head) != 0 || lc->nreturned > 0 ||
-	       (ready_queued(p, i) < lc->low && lc->nclean > 0);
+	       (ready_queued(p, i) < hak_geom_target_low(lc->target, lc->low, lc->high) &&
+		lc->nclean > 0);
 }
 
 static bool pool_pending(struct hak_pool *p)
@@ -366,8 +389,7 @@ void hak_local_retire(struct hak_client *c, struct hak_pool *p)
 		while (lc->nclean > 0)
 			hak_pool_remove_slot(&p->cls[i], lc->clean[--lc->nclean]);
 	}
-	if (c->pf.pool == p)
-		c->pf.pool = NULL;
+	hak_prefault_stop(c, p);
 }
 
 /* Producers of a parent thread that reserved ring entries but had not

@@ -77,8 +77,7 @@ static void daemon_gone(struct hak_client *c, ssize_t why)
 		/* Unpublish first: new allocations stop using the pool before
 		 * its free slots are given back. */
 		__atomic_store_n(&c->cur, NULL, __ATOMIC_RELEASE);
-		if (c->pf.pool == p)
-			c->pf.pool = NULL;
+		hak_prefault_stop(c, p);
 		hak_pool_retire(c, p);
 	}
 	if (c->mode == HAK_MODE_AUTO)
@@ -86,34 +85,53 @@ static void daemon_gone(struct hak_client *c, ssize_t why)
 	hak_monitor_schedule_retry(c, false);
 }
 
-/* The daemon sends nothing after WELCOME: end of stream or an error means
- * it is gone; anything else is ignored. */
+/* After WELCOME the daemon only says QUEUED (unpopulated slots were queued:
+ * look at the ready rings now); end of stream or an error means it is
+ * gone; anything else is ignored.  At most this many messages a turn. */
+#define HAK_SOCK_MSGS_PER_TURN 16
+
 static void check_socket(struct hak_client *c)
 {
 	char buf[HAK_MSG_MAX];
-	ssize_t n = hak_sock_recv(c->sock, buf, sizeof(buf), NULL, 0, NULL, MSG_DONTWAIT);
+	bool queued = false;
 
-	if (n == -EAGAIN)
-		return;
-	if (n > 0) {
-		hak_dbg(c, "ignoring a %zd-byte message from hakzerod", n);
-		return;
+	for (int i = 0; i < HAK_SOCK_MSGS_PER_TURN; i++) {
+		ssize_t n = hak_sock_recv(c->sock, buf, sizeof(buf), NULL, 0, NULL, MSG_DONTWAIT);
+
+		if (n == -EAGAIN)
+			break;
+		if (n <= 0) {
+			daemon_gone(c, n);
+			return;
+		}
+		if (hak_proto_check(buf, (size_t)n) == HAK_MSG_QUEUED)
+			queued = true;
+		else
+			hak_dbg(c, "ignoring a %zd-byte message from hakzerod", n);
 	}
-	daemon_gone(c, n);
+	if (queued)
+		hak_prefault_tick(c, true);
+}
+
+/* The sooner of two timeouts, -1 being none. */
+static int sooner(int a, int b)
+{
+	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
 static int poll_timeout_ms(struct hak_client *c)
 {
+	int scan = hak_prefault_tick(c, false);
 	uint64_t now;
 
 	if (hak_prefault_sync_pending(c) || hak_local_pending(c))
 		return 0;
 	if (!c->mon.retry)
-		return -1;
+		return scan;
 	now = hak_now_ns();
 	if (now >= c->mon.next_try_ns)
 		return 0;
-	return (int)((c->mon.next_try_ns - now + HAK_NS_PER_MS - 1) / HAK_NS_PER_MS);
+	return sooner(scan, (int)((c->mon.next_try_ns - now + HAK_NS_PER_MS - 1) / HAK_NS_PER_MS));
 }
 
 static void handle_events(struct hak_client *c, const struct pollfd *pfd)
@@ -135,8 +153,11 @@ static void handle_events(struct hak_client *c, const struct pollfd *pfd)
 	try_reconnect(c);
 	if (hak_prefault_sync_pending(c))
 		hak_prefault_sync_step(c);
-	/* Every turn: a doorbell is only rung at thresholds. */
+	/* Every turn: a doorbell is only rung at thresholds.  What it queued
+	 * is populated next, before the hot path gets there. */
 	hak_local_service(c);
+	if (hak_local_fd(c) >= 0)
+		hak_prefault_tick(c, true);
 }
 
 /* Local mode's zeroing is background work: it must take idle cores, not

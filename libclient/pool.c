@@ -5,6 +5,7 @@
  * or the process forks (forget).
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -45,6 +46,7 @@ static size_t private_size(const struct hak_ctrl_hdr *h)
 		off += align_cl(sizeof(struct hak_ring_shared));
 		off += align_cl(local_cache_entries(h->cls[i].nslots) * sizeof(hak_desc_t));
 		off += align_cl((size_t)h->cls[i].nslots * sizeof(uint64_t));
+		off += align_cl(((size_t)h->cls[i].nslots + CHAR_BIT - 1) / CHAR_BIT);
 	}
 	return (size_t)hak_page_round(off);
 }
@@ -73,6 +75,9 @@ static void class_init(struct hak_pool *p, unsigned i, char **cursor)
 	*cursor += align_cl(cap * sizeof(hak_desc_t));
 	k->slot_state = (uint64_t *)*cursor;
 	*cursor += align_cl((size_t)cl->nslots * sizeof(uint64_t));
+	k->pf_done = (uint8_t *)*cursor;
+	*cursor += align_cl(((size_t)cl->nslots + CHAR_BIT - 1) / CHAR_BIT);
+	k->live_low = &p->sync->ready_low[i];
 }
 
 /* The private half of a pool.  Populated up front: the slot state is

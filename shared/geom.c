@@ -42,3 +42,30 @@ unsigned hak_geometry(const struct hak_class_spec *cls, unsigned n, uint64_t poo
 	}
 	return n;
 }
+
+uint32_t hak_geom_initial_target(uint64_t slot_size, unsigned nclasses, uint32_t high)
+{
+	uint64_t n = HAK_POOL_INITIAL / (nclasses ? nclasses : 1) / slot_size;
+
+	if (n == 0)
+		n = 1;
+	return n < high ? (uint32_t)n : high;
+}
+
+uint32_t hak_geom_target_low(uint32_t target, uint32_t low, uint32_t high)
+{
+	uint64_t n = high ? (uint64_t)target * low / high : low;
+
+	if (n == 0)
+		n = 1;
+	return n < low ? (uint32_t)n : low;
+}
+
+uint32_t hak_geom_target_step(uint32_t target, bool grow, uint32_t initial, uint32_t high)
+{
+	uint64_t n = grow ? (uint64_t)target * HAK_READY_GROW : target / HAK_READY_GROW;
+
+	if (n < initial)
+		n = initial;
+	return n < high ? (uint32_t)n : high;
+}

@@ -8,6 +8,7 @@
 #ifndef HAK_GEOM_H
 #define HAK_GEOM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hak_layout.h"
@@ -25,6 +26,27 @@ struct hak_class_spec {
 #define HAK_DEFAULT_READY_LOW_PCT 25
 #define HAK_DEFAULT_READY_HIGH_PCT 75
 #define HAK_DEFAULT_NCLASSES 4
+
+/*
+ * Elastic pools: a class does not keep its high watermark ready from the
+ * start.  Its ready target starts at its share of HAK_POOL_INITIAL bytes
+ * (split evenly between the classes, at least one slot) and grows by
+ * HAK_READY_GROW each time the client drains the ring below the low level
+ * that goes with the target, up to the high watermark; after an idle period
+ * it shrinks back by the same factor.  The client populates only what is
+ * queued, so a small program holds about this much, not the pool.
+ */
+#define HAK_POOL_INITIAL (2ull << 20)
+#define HAK_READY_GROW 2u
+
+/* The first ready target of a class of slot_size bytes, one of nclasses,
+ * whose high watermark is high slots. */
+uint32_t hak_geom_initial_target(uint64_t slot_size, unsigned nclasses, uint32_t high);
+/* The low level that goes with a target: the client rings below it.  The
+ * same proportion to the target as low to high, at least one slot. */
+uint32_t hak_geom_target_low(uint32_t target, uint32_t low, uint32_t high);
+/* The next target up (grow) or down (shrink), within [initial, high]. */
+uint32_t hak_geom_target_step(uint32_t target, bool grow, uint32_t initial, uint32_t high);
 
 /* The default classes (hakzerod.conf(5)): 4 KiB pages and 64 KiB runs for
  * small extents, 2 MiB, and 2 MiB + 4 KiB for what jemalloc asks for a 2 MiB

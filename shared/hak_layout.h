@@ -63,6 +63,12 @@ struct hak_ctrl_hdr {
  */
 struct hak_ctrl_sync {
 	_Alignas(HAK_CACHELINE) uint32_t want_doorbell;
+	/* Elastic pools: per class, the ready level the client rings below
+	 * now, written by the daemon as it grows or shrinks the class's ready
+	 * target (0: the header's ready_low).  On its own line: the hot path
+	 * reads it on every pop, the daemon writes it only when the target
+	 * changes. */
+	_Alignas(HAK_CACHELINE) uint32_t ready_low[HAK_MAX_CLASSES];
 	_Alignas(HAK_CACHELINE) uint8_t pad_[1];
 };
 

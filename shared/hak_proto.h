@@ -38,6 +38,11 @@ enum hak_msg_type {
 	HAK_MSG_HELLO = 1,
 	HAK_MSG_WELCOME = 2,
 	HAK_MSG_REFUSE = 3,
+	/* Daemon -> client after WELCOME, header only: slots that were never
+	 * populated (or were trimmed) were queued on a ready ring.  The client
+	 * populates them before its hot path gets there (elastic pools); one
+	 * that does not read these loses nothing but the hint. */
+	HAK_MSG_QUEUED = 5,
 	HAK_MSG_ADMIN = 16,
 	HAK_MSG_ADMIN_REPLY = 17,
 };

@@ -26,6 +26,8 @@ static size_t fixed_size(uint16_t type)
 		return sizeof(struct hak_msg_welcome);
 	case HAK_MSG_REFUSE:
 		return sizeof(struct hak_msg_refuse);
+	case HAK_MSG_QUEUED:
+		return sizeof(struct hak_msg_hdr);
 	case HAK_MSG_ADMIN:
 		return sizeof(struct hak_msg_admin);
 	default:

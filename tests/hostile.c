@@ -234,12 +234,23 @@ void doorbell(struct session *s)
 /* Whether the daemon closed our session within timeout_ms. */
 bool cut_off(struct session *s, unsigned timeout_ms)
 {
-	struct pollfd pfd = {.fd = s->sock, .events = POLLIN | POLLRDHUP};
+	uint64_t deadline = tu_now_ms() + timeout_ms;
 	char buf[HAK_MSG_MAX];
 
-	if (poll(&pfd, 1, (int)timeout_ms) <= 0)
-		return false;
-	return hak_sock_recv(s->sock, buf, sizeof(buf), NULL, 0, NULL, MSG_DONTWAIT) <= 0;
+	/* The daemon's messages after WELCOME (QUEUED) are hints, not an
+	 * end: they are read past, and only end of stream or an error within
+	 * the timeout (or already there, for a timeout of 0) is a cut-off. */
+	for (;;) {
+		struct pollfd pfd = {.fd = s->sock, .events = POLLIN | POLLRDHUP};
+		uint64_t now = tu_now_ms();
+		ssize_t n;
+
+		if (poll(&pfd, 1, now < deadline ? (int)(deadline - now) : 0) <= 0)
+			return false;
+		n = hak_sock_recv(s->sock, buf, sizeof(buf), NULL, 0, NULL, MSG_DONTWAIT);
+		if (n <= 0 && n != -EAGAIN)
+			return true;
+	}
 }
 
 char *slot_addr(struct session *s, unsigned cls, uint32_t slot)

@@ -219,6 +219,20 @@ static void test_reject_truncated(void **state)
 	assert_int_equal(hak_proto_check(&m, m.h.len), -EBADMSG);
 }
 
+/* QUEUED (daemon -> client, elastic pools) is a bare header, exactly. */
+static void test_queued(void **state)
+{
+	char buf[sizeof(struct hak_msg_hdr) + 1] = {0};
+	struct hak_msg_hdr h;
+
+	hak_proto_hdr_init(&h, HAK_MSG_QUEUED, sizeof(h));
+	memcpy(buf, &h, sizeof(h));
+	assert_int_equal(hak_proto_check(buf, sizeof(h)), HAK_MSG_QUEUED);
+	h.len = sizeof(buf);
+	memcpy(buf, &h, sizeof(h));
+	assert_int_equal(hak_proto_check(buf, sizeof(buf)), -EBADMSG);
+}
+
 static void test_reject_long(void **state)
 {
 	union msgbuf m;
@@ -637,6 +651,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_admin),
 		cmocka_unit_test(test_admin_reply_sizes),
 		cmocka_unit_test(test_reject_truncated),
+		cmocka_unit_test(test_queued),
 		cmocka_unit_test(test_reject_long),
 		cmocka_unit_test(test_reject_len_mismatch),
 		cmocka_unit_test(test_reject_magic),
