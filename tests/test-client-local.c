@@ -30,6 +30,8 @@
 #define NTHREADS 4
 #define ITERS 20000
 #define HOLD 6
+/* test_local_threads: at most 1 allocation in this many from mmap. */
+#define MMAP_SHARE_MAX 100
 
 /* Whether the harness found hakzerod ($HAKZEROD, set by make check). */
 static bool have_daemon;
@@ -230,8 +232,16 @@ static void test_local_threads(void **state)
 		assert_int_equal(w[i].doubles, 0);
 	}
 	st = stats(c);
-	assert_int_equal(st.alloc_mmap, 0);
-	assert_int_equal(st.free_pool, (uint64_t)NTHREADS * ITERS);
+	/* The pool served them: a ready ring starts at its elastic target
+	 * and grows as it is drained, so a thread that finds it empty before
+	 * the monitor (at low priority) refilled it, with no slot of its own
+	 * to zero, falls back to mmap; on a loaded machine a few dozen do. */
+	if (st.alloc_mmap > 0)
+		print_message("%llu of %d allocations fell back to mmap\n",
+			      (unsigned long long)st.alloc_mmap, NTHREADS * ITERS);
+	assert_true(st.alloc_mmap <= (uint64_t)NTHREADS * ITERS / MMAP_SHARE_MAX);
+	assert_int_equal(st.free_pool + st.free_mmap, (uint64_t)NTHREADS * ITERS);
+	assert_int_equal(st.free_mmap, st.alloc_mmap);
 	assert_null(hak_client_unref(c));
 }
 
