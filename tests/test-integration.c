@@ -366,7 +366,18 @@ static void test_daemon_restart(void **state)
 
 static void test_fork(void **state)
 {
-	struct h_proc *c = h_client("fork", "fork", "--pattern", "0x3c", "--rounds", "1", NULL);
+	struct h_proc *c;
+
+#ifdef __SANITIZE_ADDRESS__
+	/* As in test-fork-shared: the child's new monitor thread can block for
+	 * good on a lock of libasan's allocator that a parent thread held when
+	 * fork() copied it (GCC 12's runtime takes none around fork); seen in
+	 * 10 of 12 runs of this scenario alone.  The plain build runs it. */
+	print_message("skip: under AddressSanitizer a fork child of a multi-threaded "
+		      "parent can block inside the sanitizer's runtime\n");
+	skip();
+#endif
+	c = h_client("fork", "fork", "--pattern", "0x3c", "--rounds", "1", NULL);
 
 	h_proc_finish(c, CLIENT_RUN_MS, NULL, NULL, 0);
 	h_daemon_assert_alive();
