@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +35,20 @@ int h_connect(void)
 		close(fd);
 		return e;
 	}
+	return fd;
+}
+
+int h_listen(int backlog)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+
+	h_check(fd >= 0, "socket: %s", strerror(errno));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", h_env.sock);
+	h_check(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind %s: %s", h_env.sock,
+		strerror(errno));
+	h_check(chmod(h_env.sock, 0666) == 0 && listen(fd, backlog) == 0, "listen on %s: %s",
+		h_env.sock, strerror(errno));
 	return fd;
 }
 

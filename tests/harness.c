@@ -501,6 +501,15 @@ static bool try_connect(void)
 	return true;
 }
 
+/* The daemon replied to a status request, whatever the reply said. */
+static bool answers(void)
+{
+	char reply[H_JSON];
+	int r = h_admin(HAK_ADMIN_STATUS, 0, reply, sizeof(reply));
+
+	return r == 0 || r == -EPERM || r == -EACCES;
+}
+
 void h_daemon_start(void)
 {
 	char *argv[] = {(char *)h_env.hakzerod,
@@ -523,6 +532,19 @@ void h_daemon_start(void)
 			       h_daemon->status);
 		if (tu_now_ms() > deadline)
 			h_fail("hakzerod does not answer on %s after %d ms", h_env.sock,
+			       H_START_MS);
+		tu_sleep_ms(H_POLL_MS);
+	}
+	/* Listening is not serving: a passed socket listens before the daemon
+	 * runs, and the daemon binds its own before it measures its zeroing
+	 * methods, which a loaded machine stretches past a client's 1 s
+	 * handshake.  A reply to a request says its loop runs. */
+	while (!answers()) {
+		if (!h_daemon_alive())
+			h_fail("hakzerod exited (wait status %#x) before serving",
+			       h_daemon->status);
+		if (tu_now_ms() > deadline)
+			h_fail("hakzerod does not serve on %s after %d ms", h_env.sock,
 			       H_START_MS);
 		tu_sleep_ms(H_POLL_MS);
 	}

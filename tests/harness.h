@@ -193,6 +193,9 @@ int h_run_finish(int failed);
 /* ---- admin ---- */
 
 int h_connect(void);
+/* A listening socket at h_env.sock, open to every user: what systemd
+ * passes a socket-activated daemon (LISTEN_FDS).  Not close-on-exec. */
+int h_listen(int backlog);
 /* One admin request in JSON; the whole reply text in out.  Returns the
  * reply status (0 or -errno) or a transport error. */
 int h_admin(uint32_t cmd, int32_t pid, char *out, size_t size);

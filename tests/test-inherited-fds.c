@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -38,18 +37,6 @@ static struct {
 	char file[2][PATH_MAX];
 	int lfd;
 } spawn;
-
-static int listen_on(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-
-	assert_true(fd >= 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(fd, LISTEN_BACKLOG), 0);
-	return fd;
-}
 
 /* In the daemon's process, before exec: fds at the numbers wanted, none
  * close-on-exec. */
@@ -104,7 +91,7 @@ static void start(bool activated)
 		assert_true(fd >= 0);
 		close(fd);
 	}
-	spawn.lfd = activated ? listen_on(h_env.sock) : -1;
+	spawn.lfd = activated ? h_listen(LISTEN_BACKLOG) : -1;
 	h_daemon_pre_exec = pre_exec;
 	h_daemon_start();
 	h_daemon_pre_exec = NULL;

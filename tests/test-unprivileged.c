@@ -60,19 +60,6 @@
 
 static int listen_fd = -1;
 
-static int listen_on(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-
-	assert_true(fd >= 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(chmod(path, 0666), 0);
-	assert_int_equal(listen(fd, LISTEN_BACKLOG), 0);
-	return fd;
-}
-
 /* In the daemon's process, before exec: its socket at fd 3, its limit,
  * then a user of its own (nothing of root's is left, CAP_SYS_RESOURCE
  * least). */
@@ -169,7 +156,7 @@ static void test_unread_welcomes_bounded_per_uid(void **state)
 		     "zero_threads 1\n");
 	assert_int_equal(chmod(h_env.dir, 0755), 0);
 	assert_int_equal(chmod(h_env.conf, 0644), 0);
-	listen_fd = listen_on(h_env.sock);
+	listen_fd = h_listen(LISTEN_BACKLOG);
 	h_daemon_pre_exec = pre_exec;
 	h_daemon_start();
 	h_daemon_pre_exec = NULL;
