@@ -23,15 +23,15 @@ CLS_4K = 4096
 # ---- why a target is missed, and what would reach it ----
 
 WHY_HOT_PATH = (
-    "The allocating thread pays ~4 atomic read-modify-writes per page (ready pop, "
-    "release, local push, return pop, counters) and writes return batches into the "
-    "shared return ring, whose lines the daemon last read; its first touch of a page the "
-    "daemon zeroed on another core misses the cache and the TLB.  retain-memset clears a "
-    "page that is already in its own L1/L2 (~40 ns).")
+    "With the per-thread caches, a zeroed page costs the allocating thread a pop from its "
+    "batch of ready descriptors (refilled with one compare-and-swap per batch) and its "
+    "first touch of a page the daemon zeroed on another core, which misses the cache and "
+    "the TLB.  retain-memset clears a page already in its own L1/L2 (~40 ns); hak-dirty, "
+    "served from the thread's own LIFO, is the same path without the cold page.")
 FIX_HOT_PATH = (
-    "A per-thread LIFO cache of freed slots in libhakclient (no atomics on free, returns "
-    "and ready pops in batches with one compare-and-swap each) would leave the touch as the "
-    "only cost; measured alone, pop + touch is ~35 ns.")
+    "Pages that arrive warm: a ready ring short enough that a page is zeroed shortly "
+    "before it is taken (still in the shared L3), with the store kind chosen by "
+    "measurement; and zeroing only the part of a slot the client wrote.")
 WHY_FILL = (
     "A program that fills the page at once writes 64 lines the daemon zeroed on another "
     "core; they come from the L3 or memory (140-200 ns per page here) while retain-memset "
@@ -44,13 +44,15 @@ FIX_FILL = (
     "the L3) and temporal stores; beyond that the target needs a page in the caller's own "
     "cache, i.e. zeroing on its own core (local mode).")
 WHY_FALLBACK = (
-    "The fallback zeroes the oldest of the ~300 slots (over 1 MiB) of a FIFO cache shared "
-    "by all threads, out of the L2, while retain-memset reuses the slot it freed last (LIFO, "
-    "hot); and a fallback allocation still pays a failed ready pop, a fence and the "
-    "cache's atomics.")
+    "With the daemon stopped, a zeroed allocation is served from the thread's own freed "
+    "slots (LIFO) and zeroed inline, as retain-memset does, but only after its batch of "
+    "ready descriptors and the shared ready ring were found empty (then skipped for a "
+    "few allocations), and frees beyond the thread's cache still go through the shared "
+    "return ring.")
 FIX_FALLBACK = (
-    "Reuse own freed slots last in, first out (a per-thread or per-class LIFO in front of "
-    "the FIFO that feeds the daemon): the inline path is then retain-memset plus a pop.")
+    "Once the daemon is seen not to refill the ring, skip it for longer (a per-pool hint "
+    "instead of a per-thread count), and keep more of a thread's own freed slots while the "
+    "daemon falls behind.")
 WHY_CPU = (
     "The daemon's zeroing of a page dirty in the client's cache costs at least the client's "
     "own memset of a hot page (the lines must move or go to memory), and every wakeup of the "
