@@ -491,16 +491,6 @@ uint64_t h_line_u64(const char *line, const char *key)
 
 /* ------------------------------------------------------------- daemon */
 
-static bool try_connect(void)
-{
-	int fd = h_connect();
-
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
-}
-
 /* The daemon replied to a status request, whatever the reply said. */
 static bool answers(void)
 {
@@ -525,27 +515,17 @@ void h_daemon_start(void)
 	h_check(log >= 0, "open %s: %s", h_env.log, strerror(errno));
 	h_daemon = spawn("hakzerod", argv, log, h_daemon_pre_exec);
 	close(log);
-	/* Nothing tells us when it listens: try until it answers. */
-	while (!try_connect()) {
-		if (!h_daemon_alive())
-			h_fail("hakzerod exited (wait status %#x) before listening",
-			       h_daemon->status);
-		if (tu_now_ms() > deadline)
-			h_fail("hakzerod does not answer on %s after %d ms", h_env.sock,
-			       H_START_MS);
-		tu_sleep_ms(H_POLL_MS);
-	}
-	/* Listening is not serving: a passed socket listens before the daemon
-	 * runs, and the daemon binds its own before it measures its zeroing
-	 * methods, which a loaded machine stretches past a client's 1 s
-	 * handshake.  A reply to a request says its loop runs. */
+	/* Nothing tells us when it serves, and a connection is not enough: a
+	 * passed socket listens before the daemon runs, and the daemon binds
+	 * its own before it measures its zeroing methods, which a loaded
+	 * machine stretches past a client's 1 s handshake.  A reply to a
+	 * request says its loop runs. */
 	while (!answers()) {
 		if (!h_daemon_alive())
 			h_fail("hakzerod exited (wait status %#x) before serving",
 			       h_daemon->status);
 		if (tu_now_ms() > deadline)
-			h_fail("hakzerod does not serve on %s after %d ms", h_env.sock,
-			       H_START_MS);
+			h_fail("hakzerod does not serve on %s after %d ms", h_env.sock, H_START_MS);
 		tu_sleep_ms(H_POLL_MS);
 	}
 }
