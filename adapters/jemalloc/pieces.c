@@ -22,7 +22,6 @@
 #define HJ_TABLE_SIZE (1u << HJ_TABLE_BITS)
 /* Probes before an insert gives up (the table counts as full). */
 #define HJ_MAX_PROBES 64
-#define HJ_GOLDEN 0x9e3779b97f4a7c15ull
 
 struct hj_entry {
 	uintptr_t key;	/* slot address; 0: free */
@@ -52,9 +51,15 @@ static struct hj_entry *table_get(void)
 	return m;
 }
 
+/* The slot's page number: slots next to each other share a page of the
+ * table (one 4 KiB page of entries covers 1 MiB of pool), so a client pays
+ * for table pages in proportion to the pool it uses.  A scattering hash
+ * made every new slot fault a page of its own: 8 MiB of table for 2,000
+ * slots.  Pools are mapped near each other; two pools 2 GiB apart share
+ * entries and probe past each other. */
 static uint32_t hash(uintptr_t key)
 {
-	return (uint32_t)(((uint64_t)(key / HJ_PAGE) * HJ_GOLDEN) >> (64 - HJ_TABLE_BITS));
+	return (uint32_t)(key / HJ_PAGE) & (HJ_TABLE_SIZE - 1);
 }
 
 /* The entry of key; claims a free one when claim is set. */
