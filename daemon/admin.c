@@ -20,6 +20,7 @@
 #include "clients.h"
 #include "conf.h"
 #include "hak_proto.h"
+#include "hak_size.h"
 #include "server.h"
 #include "session.h"
 #include "strbuf.h"
@@ -307,6 +308,8 @@ static void stats(struct server *srv, bool json, struct strbuf *o)
 		{"deferred", st->deferred},
 		{"returned_slots", st->returned},
 		{"queued_slots", st->queued},
+		{"queued_bytes", st->queued_bytes},
+		{"wakeups", st->wakeups},
 		{"zero_jobs", zs.jobs},
 		{"zeroed_pages", zs.pages},
 		{"zero_ns", zs.ns},
@@ -329,8 +332,15 @@ static void stats(struct server *srv, bool json, struct strbuf *o)
 		else
 			strbuf_printf(o, "%-16s %" PRIu64 "\n", f[i].name, f[i].v);
 	}
+	/* What serving a MiB of zeroed slots cost in wakeups, the main
+	 * loop's and the workers'; 0 before anything was served. */
+	double per_mib =
+		st->queued_bytes ? (double)st->wakeups * (double)MIB / (double)st->queued_bytes : 0;
+
 	if (json)
-		strbuf_printf(o, "}\n");
+		strbuf_printf(o, ",\"wakeups_per_mib\":%.3f}\n", per_mib);
+	else
+		strbuf_printf(o, "%-16s %.3f\n", "wakeups_per_mib", per_mib);
 }
 
 /* ---- trim ---- */

@@ -48,6 +48,7 @@ static void stats_add(struct session_stats *sum, const struct session_stats *st)
 	sum->returned += st->returned;
 	sum->zeroed += st->zeroed;
 	sum->queued += st->queued;
+	sum->queued_bytes += st->queued_bytes;
 	sum->offences += st->offences;
 	sum->trimmed_bytes += st->trimmed_bytes;
 	sum->doorbells += st->doorbells;

@@ -62,6 +62,7 @@ int loop_dispatch(struct loop *l)
 
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
+	l->wakeups += n > 0;
 	for (int i = 0; i < n; i++) {
 		struct watch *w = ev[i].data.ptr;
 

@@ -22,6 +22,7 @@ struct watch {
 
 struct loop {
 	int epfd;
+	uint64_t wakeups; /* returns from the wait with events */
 };
 
 int loop_init(struct loop *l);

@@ -55,6 +55,8 @@ void server_stats(const struct server *srv, struct server_stats *out)
 	out->deferred += t.st.deferred;
 	out->returned += t.st.returned;
 	out->queued += t.st.queued;
+	out->queued_bytes += t.st.queued_bytes;
+	out->wakeups += srv->loop.wakeups + zero_wakeups();
 	out->trimmed_bytes += t.st.trimmed_bytes;
 	out->trims_idle += t.st.trims_idle;
 }

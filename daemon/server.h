@@ -33,6 +33,8 @@ struct server_stats {
 	uint64_t deferred; /* times a client went over its budget */
 	uint64_t returned; /* slots accepted back, all clients */
 	uint64_t queued;   /* slots put on ready rings, all clients */
+	uint64_t queued_bytes;
+	uint64_t wakeups; /* of the main loop and of the zeroing workers */
 	uint64_t trimmed_bytes;
 	uint64_t trims_idle, trims_psi, trims_admin;
 	uint64_t psi_events;

@@ -82,6 +82,7 @@ struct session_stats {
 	uint64_t returned; /* slots accepted back */
 	uint64_t zeroed;   /* slots zeroed */
 	uint64_t queued;   /* slots put on ready rings */
+	uint64_t queued_bytes; /* their bytes */
 	uint64_t offences;
 	uint64_t trimmed_bytes;
 	uint64_t doorbells;

@@ -248,6 +248,7 @@ static int fill_ready(struct session *s, unsigned cls)
 	if (n > 0) {
 		hak_ring_sp_publish(&c->ready, c->ready_tail);
 		s->st.queued += n;
+		s->st.queued_bytes += (uint64_t)n * c->slot_size;
 	}
 	c->filled = queued + n;
 	return 0;

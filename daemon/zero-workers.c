@@ -31,6 +31,7 @@ static struct {
 	struct zero_job *queue, **queue_tail; /* FIFO, under lock */
 	struct zero_job *done;		      /* LIFO, under lock */
 	unsigned unsignalled;		      /* done, main loop not woken yet; under lock */
+	uint64_t wakeups;		      /* a sleeping worker woken; atomic */
 	bool stopping;			      /* under lock */
 	pthread_t thread[ZERO_MAX_THREADS];
 	unsigned nthreads;
@@ -183,8 +184,11 @@ static struct zero_job *next_job(void)
 	struct zero_job *job;
 
 	pthread_mutex_lock(&zq.lock);
-	while (!zq.queue && !zq.stopping)
+	while (!zq.queue && !zq.stopping) {
 		pthread_cond_wait(&zq.cond, &zq.lock);
+		if (zq.queue)
+			__atomic_add_fetch(&zq.wakeups, 1, __ATOMIC_RELAXED);
+	}
 	job = zq.stopping ? NULL : zq.queue;
 	if (job) {
 		zq.queue = job->next;
@@ -541,6 +545,11 @@ struct zero_job *zero_take_done(void)
 void zero_get_stats(struct zero_stats *st)
 {
 	*st = zq.stats;
+}
+
+uint64_t zero_wakeups(void)
+{
+	return __atomic_load_n(&zq.wakeups, __ATOMIC_RELAXED);
 }
 
 enum zero_method zero_current_method(void)

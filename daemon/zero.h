@@ -86,6 +86,8 @@ void zero_submit(struct zero_job *job);
 struct zero_job *zero_take_done(void);
 
 void zero_get_stats(struct zero_stats *st);
+/* Times a worker slept and was woken (any thread). */
+uint64_t zero_wakeups(void);
 /* The method for slots below ZERO_LARGE_SLOT (the one status reports). */
 enum zero_method zero_current_method(void);
 /* The method for slots of slot_size bytes. */

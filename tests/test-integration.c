@@ -39,6 +39,7 @@
 
 #include "hak_layout.h"
 #include "hak_proto.h"
+#include "hak_size.h"
 #include "harness.h"
 
 /* A scenario run of hak-client, from start to exit. */
@@ -253,12 +254,18 @@ static void test_zero_through_trims(void **state)
 
 /* Rule 4 in the caller's thread: per allocation at most 0.01 page faults,
  * no voluntary context switch (nothing blocked) and doorbells amortised. */
+/* The most the daemon may wake per byte it serves a busy client: one
+ * wakeup per this many bytes (hakbench page measures about one per 640 KiB). */
+#define WAKEUP_MIN_BYTES (32u * KIB)
+
 static void test_hot_path(void **state)
 {
 	uint64_t deferred0 = stat_now("deferred");
+	uint64_t bytes0 = stat_now("queued_bytes"), slots0 = stat_now("queued_slots");
+	uint64_t wakeups0 = stat_now("wakeups");
 	struct h_proc *c = h_client("hotpath", "hotpath", "--rounds", "3000", NULL);
 	char line[H_LINE];
-	uint64_t allocs;
+	uint64_t allocs, bytes, slots, wakeups;
 
 	h_proc_expect(c, "hotpath", CLIENT_RUN_MS, line, sizeof(line));
 	h_proc_finish(c, H_REACT_MS, NULL, NULL, 0);
@@ -272,6 +279,18 @@ static void test_hot_path(void **state)
 	assert_int_equal(h_line_u64(line, "mmap"), 0);
 	/* A normal client, however busy: never over its budget. */
 	assert_int_equal(stat_now("deferred"), deferred0);
+	/* What the daemon served, and what it cost it in wakeups: counted,
+	 * and amortised over many pages. */
+	bytes = stat_now("queued_bytes") - bytes0;
+	slots = stat_now("queued_slots") - slots0;
+	wakeups = stat_now("wakeups") - wakeups0;
+	print_message("served %llu slots, %llu KiB, %llu wakeups\n", (unsigned long long)slots,
+		      (unsigned long long)(bytes / KIB), (unsigned long long)wakeups);
+	assert_true(slots > 0);
+	assert_true(bytes >= slots * HAK_PAGE_SIZE);
+	assert_true(wakeups > 0);
+	if (wakeups * WAKEUP_MIN_BYTES > bytes)
+		fail_msg("more than one daemon wakeup per %u KiB served", WAKEUP_MIN_BYTES / KIB);
 	h_daemon_assert_alive();
 }
 
