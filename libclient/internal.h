@@ -394,6 +394,7 @@ struct hak_tcache {
 	uint32_t npend;		   /* counts not yet in p's counters */
 	uint32_t pend[HAK_CNT_NR]; /* per counter */
 	struct hak_tc_class cls[HAK_MAX_CLASSES];
+	struct hak_tcache *next_spare; /* on the spare list (tcache.c) */
 };
 
 /* The calling thread's cache: NULL before its first use, HAK_TC_OFF where

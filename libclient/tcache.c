@@ -18,6 +18,10 @@
  *
  * The cache itself comes from mmap (allocators call us from malloc), its
  * pointer from initial-exec TLS, and its destructor from a pthread key.
+ * An exited thread's cache, emptied, waits on a short spare list for the
+ * next thread: unmapping it would make the kernel shoot down the TLB
+ * entry on every CPU the process runs on, an interrupt each (on a VM an
+ * exit to the hypervisor), once per thread exit.
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -30,6 +34,44 @@ static pthread_key_t tc_key;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 static bool tc_key_ok;
 static uint64_t last_client_id;
+
+/* Spare caches, at most HAK_TC_SPARE_MAX.  Only ever try-locked: a fork
+ * child whose parent held the lock maps and unmaps as before. */
+#define HAK_TC_SPARE_MAX 64u
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_tcache *spare;
+static unsigned nspare;
+
+static struct hak_tcache *spare_take(void)
+{
+	struct hak_tcache *t = NULL;
+
+	if (pthread_mutex_trylock(&spare_lock) != 0)
+		return NULL;
+	if (spare) {
+		t = spare;
+		spare = t->next_spare;
+		nspare--;
+	}
+	pthread_mutex_unlock(&spare_lock);
+	return t;
+}
+
+static bool spare_put(struct hak_tcache *t)
+{
+	bool kept = false;
+
+	if (pthread_mutex_trylock(&spare_lock) != 0)
+		return false;
+	if (nspare < HAK_TC_SPARE_MAX) {
+		t->next_spare = spare;
+		spare = t;
+		nspare++;
+		kept = true;
+	}
+	pthread_mutex_unlock(&spare_lock);
+	return kept;
+}
 
 uint64_t hak_tcache_next_id(void)
 {
@@ -130,7 +172,9 @@ static void tc_destroy(void *arg)
 	hak_tc_self = HAK_TC_OFF;
 	if (t->c)
 		hak_fork_call_if_live(t->c, t->cid, flush_into, t);
-	HAK_SYSCALL(munmap(t, sizeof(*t)));
+	drop(t);
+	if (!spare_put(t))
+		HAK_SYSCALL(munmap(t, sizeof(*t)));
 }
 
 static void key_init(void)
@@ -150,13 +194,16 @@ static struct hak_tcache *create(void)
 	if (!tc_key_ok)
 		return NULL;
 	/* Populated: the hot path must not fault on it. */
-	t = hak_map_private(sizeof(*t), MAP_POPULATE);
+	t = spare_take();
+	if (!t)
+		t = hak_map_private(sizeof(*t), MAP_POPULATE);
 	if (!t) {
 		hak_tc_self = NULL; /* try again on a later call */
 		return NULL;
 	}
 	if (pthread_setspecific(tc_key, t) != 0) {
-		HAK_SYSCALL(munmap(t, sizeof(*t)));
+		if (!spare_put(t))
+			HAK_SYSCALL(munmap(t, sizeof(*t)));
 		return NULL;
 	}
 	hak_tc_self = t;

@@ -1277,6 +1277,7 @@ struct tc_exit_arg {
 	struct hak_client *c;
 	void *p[TC_PREFILL];
 	int errors;
+	struct hak_tcache *cache; /* the thread's cache, seen from inside */
 };
 
 static void *tc_exit_main(void *arg)
@@ -1289,6 +1290,7 @@ static void *tc_exit_main(void *arg)
 		a->errors += hak_free(a->c, a->p[i], 4096) != 0;
 	/* Everything is in this thread's cache now. */
 	a->errors += hak_ring_count(&hak_pool_current(a->c)->cls[0].local) != 0;
+	a->cache = hak_tc_self;
 	return NULL;
 }
 
@@ -1326,6 +1328,59 @@ static void test_tc_thread_exit(void **state)
 	assert_int_equal(stats(a.c).alloc_dirty, TC_PREFILL);
 	for (unsigned i = 0; i < TC_PREFILL; i++)
 		assert_int_equal(hak_free(a.c, q[i], 4096), 0);
+	assert_null(hak_client_unref(a.c));
+	fake_stop(&f);
+}
+
+struct tc_spare_arg {
+	struct hak_client *c;
+	void *q[2 * TC_PREFILL];
+	int errors;
+	struct hak_tcache *cache;
+	uint32_t ndirty_at_bind; /* what the cache held when this thread got it */
+};
+
+static void *tc_spare_main(void *arg)
+{
+	struct tc_spare_arg *a = arg;
+
+	a->errors += hak_alloc(a->c, 4096, HAK_ALLOC_DIRTY_OK, &a->q[0]) < 0;
+	a->cache = hak_tc_self;
+	a->ndirty_at_bind = a->cache ? a->cache->cls[0].ndirty : UINT32_MAX;
+	for (unsigned i = 1; i < 2 * TC_PREFILL; i++)
+		a->errors += hak_alloc(a->c, 4096, HAK_ALLOC_DIRTY_OK, &a->q[i]) < 0;
+	for (unsigned i = 0; i < 2 * TC_PREFILL; i++)
+		a->errors += hak_free(a->c, a->q[i], 4096) != 0;
+	return NULL;
+}
+
+/* An exited thread's cache is kept for the next thread (no unmap, no TLB
+ * shootdown per thread exit), and the next thread gets it empty: slots the
+ * first one freed went back to the pool once and come out of it once. */
+static void test_tc_spare_reused(void **state)
+{
+	struct fake f;
+	struct tc_exit_arg a = {.c = tc_client(&f)};
+	struct tc_spare_arg b = {.c = a.c};
+	unsigned from_a = 0;
+	pthread_t th;
+
+	assert_int_equal(pthread_create(&th, NULL, tc_exit_main, &a), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(a.errors, 0);
+	assert_int_equal(pthread_create(&th, NULL, tc_spare_main, &b), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(b.errors, 0);
+	assert_non_null(a.cache);
+	assert_ptr_equal(b.cache, a.cache);
+	/* The first allocation popped one of what the cache held. */
+	assert_int_equal(b.ndirty_at_bind, 0);
+	for (unsigned i = 0; i < 2 * TC_PREFILL; i++) {
+		from_a += tc_exit_was_freed(&a, b.q[i]);
+		for (unsigned j = 0; j < i; j++)
+			assert_ptr_not_equal(b.q[i], b.q[j]);
+	}
+	assert_int_equal(from_a, TC_PREFILL);
 	assert_null(hak_client_unref(a.c));
 	fake_stop(&f);
 }
@@ -1604,6 +1659,7 @@ int main(void)
 		cmocka_unit_test(test_tc_lifo),
 		cmocka_unit_test(test_tc_spill),
 		cmocka_unit_test(test_tc_thread_exit),
+		cmocka_unit_test(test_tc_spare_reused),
 		cmocka_unit_test(test_tc_daemon_death),
 		cmocka_unit_test(test_tc_fork),
 		cmocka_unit_test(test_tc_handle_gone),
