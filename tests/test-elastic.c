@@ -103,15 +103,34 @@ static void test_small_shared(void **state)
 	assert_int_equal(target_4k(), INITIAL_4K);
 }
 
+/* The highest ready target seen while the round runs and right after: on a
+ * loaded machine the round may outlast trim_idle after the target grew,
+ * and the target shrink back before the round ends. */
+static uint64_t round_max_target(char *line, size_t size)
+{
+	uint64_t deadline = tu_now_ms() + 4 * H_REACT_MS, max = 0, t;
+	int r;
+
+	h_proc_say(client, GROW_ROUND);
+	do {
+		t = target_4k();
+		max = t > max ? t : max;
+		r = h_proc_line(client, line, size, tu_now_ms() + H_POLL_MS);
+		h_check(r != 0, "the client ended during %s", GROW_ROUND);
+		h_check(r < 0 || strncmp(line, "fail", strlen("fail")) != 0, "client: %s", line);
+		h_check(tu_now_ms() < deadline, "%s still running", GROW_ROUND);
+	} while (r < 0 || strncmp(line, "ok fresh", strlen("ok fresh")) != 0);
+	t = target_4k();
+	return t > max ? t : max;
+}
+
 static void test_grows(void **state)
 {
 	char line[H_LINE];
 	uint64_t t;
 
-	h_proc_say(client, GROW_ROUND);
-	h_proc_expect(client, "ok fresh", 4 * H_REACT_MS, line, sizeof(line));
-	t = target_4k();
-	fprintf(stderr, "  after %s: 4 KiB ready_target %llu (%s)\n", GROW_ROUND,
+	t = round_max_target(line, sizeof(line));
+	fprintf(stderr, "  during %s: 4 KiB ready_target up to %llu (%s)\n", GROW_ROUND,
 		(unsigned long long)t, line);
 	h_check(t > INITIAL_4K, "the ready target did not grow: %llu", (unsigned long long)t);
 	h_check(h_line_u64(line, "ready") > 0, "nothing came from the ready rings: %s", line);
