@@ -17,14 +17,25 @@ versions=$(dirname "$0")/symbols.versions
 echo "$soname $package #MINVER#"
 echo "* Build-Depends-Package: $dev"
 # Sections are "NAME {", globals are "symbol;" lines after "global:".
+# A comment line "/* unversioned: SYMBOL */" names a symbol exported with
+# no version (an interposer), listed as SYMBOL@Base at the version of "Base".
 # (No pipefail in sh: awk's verdict is kept before sorting.)
-lines=$(sed -e 's|/\*.*\*/||' "$script" | awk -v versions="$versions" '
+lines=$(sed -e 's|/\*[ \t]*unversioned:[ \t]*\([A-Za-z_][A-Za-z0-9_]*\).*\*/|@base \1|' \
+	-e 's|/\*.*\*/||' "$script" | awk -v versions="$versions" '
 	BEGIN {
 		while ((getline line < versions) > 0) {
 			if (line ~ /^[ \t]*(#|$)/) continue
 			split(line, f, /[ \t]+/)
 			since[f[1]] = f[2]
 		}
+	}
+	/^@base / {
+		if (!("Base" in since)) {
+			print "symbols.sh: no version for Base in " versions > "/dev/stderr"
+			bad = 1; exit 1
+		}
+		print " " $2 "@Base " since["Base"]
+		next
 	}
 	/^[ \t]*[A-Za-z0-9_]+[ \t]*\{/ {
 		node = $1; sub(/\{.*/, "", node)

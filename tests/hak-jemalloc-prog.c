@@ -23,6 +23,11 @@
  * keeps jemalloc's minimal thread state, so a hook that calls back into
  * jemalloc from there (its default merge hook does) makes it allocate under
  * the lock the free holds: the program hangs.  Fresh consumers every round.
+ *
+ * "hak-jemalloc-prog arenas": the adapter made no arena of jemalloc's when
+ * it was loaded (arena 1 does not exist yet), and a new thread's arena has
+ * the adapter's hooks before the thread allocates: its large blocks come
+ * from the pool.  pthread_create is the adapter's.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -429,6 +434,89 @@ static int xthread(void)
 	return errors ? 1 : check_adapter();
 }
 
+typedef int mallctl_fn(const char *, void *, size_t *, void *, size_t);
+
+#define ARENA_BLOCKS 8
+#define ARENA_BLOCK (256u << 10)
+
+struct arena_probe {
+	mallctl_fn *ctl;
+	unsigned ind;
+	void *hooks;
+	int errors;
+};
+
+static void *arena_hooks(mallctl_fn *ctl, unsigned ind)
+{
+	char name[64];
+	void *h = NULL;
+	size_t len = sizeof(h);
+
+	snprintf(name, sizeof(name), "arena.%u.extent_hooks", ind);
+	return ctl(name, &h, &len, NULL, 0) == 0 ? h : NULL;
+}
+
+static void *arena_thread(void *arg)
+{
+	struct arena_probe *a = arg;
+	size_t len = sizeof(a->ind);
+	unsigned char *b[ARENA_BLOCKS];
+
+	/* Hooked before this thread ran: read them before allocating. */
+	a->errors += a->ctl("thread.arena", &a->ind, &len, NULL, 0) != 0;
+	a->hooks = arena_hooks(a->ctl, a->ind);
+	for (int i = 0; i < ARENA_BLOCKS; i++) {
+		b[i] = malloc(ARENA_BLOCK);
+		a->errors += !b[i];
+		if (b[i])
+			memset(b[i], 0x5a, ARENA_BLOCK);
+	}
+	for (int i = 0; i < ARENA_BLOCKS; i++)
+		free(b[i]);
+	return NULL;
+}
+
+static int arenas(void)
+{
+	struct arena_probe a = {.ctl = (mallctl_fn *)dlsym(RTLD_DEFAULT, "mallctl")};
+	void *create = dlsym(RTLD_DEFAULT, "pthread_create");
+	struct hj_stats before, after;
+	bool made = true;
+	size_t len = sizeof(made);
+	Dl_info where;
+	pthread_t th;
+
+	if (!a.ctl || !adapter_stats(&before)) {
+		fail("arenas: no mallctl or no adapter");
+		return 1;
+	}
+	if (!create || !dladdr(create, &where) || !strstr(where.dli_fname, "libhakjemalloc"))
+		fail("arenas: pthread_create is not the adapter's");
+	/* jemalloc answers as of the last epoch: refresh first. */
+	if (a.ctl("epoch", &(uint64_t){1}, &(size_t){sizeof(uint64_t)}, &(uint64_t){1},
+		  sizeof(uint64_t)) != 0 ||
+	    a.ctl("arena.1.initialized", &made, &len, NULL, 0) != 0 || made)
+		fail("arenas: arena 1 was made before any thread needed it");
+	if (pthread_create(&th, NULL, arena_thread, &a) != 0 || pthread_join(th, NULL) != 0) {
+		fail("arenas: pthread_create failed");
+		return 1;
+	}
+	if (!adapter_stats(&after))
+		return 1;
+	printf("thread on arena %u, hooks %p (arena 0: %p), pool extents %llu -> %llu\n", a.ind,
+	       a.hooks, arena_hooks(a.ctl, 0), (unsigned long long)before.extents_pool,
+	       (unsigned long long)after.extents_pool);
+	if (a.errors)
+		fail("arenas: the thread's allocations failed");
+	if (a.ind == 0)
+		fail("arenas: the thread shares arena 0; nothing to check");
+	if (!a.hooks || a.hooks != arena_hooks(a.ctl, 0))
+		fail("arenas: the new thread's arena does not have the adapter's hooks");
+	if (after.extents_pool <= before.extents_pool)
+		fail("arenas: the new thread's large blocks did not come from the pool");
+	return errors ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	pthread_t th[NTHREADS];
@@ -437,6 +525,8 @@ int main(int argc, char **argv)
 		return churn();
 	if (argc > 1 && strcmp(argv[1], "xthread") == 0)
 		return xthread();
+	if (argc > 1 && strcmp(argv[1], "arenas") == 0)
+		return arenas();
 	for (uintptr_t i = 0; i < NTHREADS; i++)
 		if (pthread_create(&th[i], NULL, worker, (void *)(i + 1)) != 0)
 			return 1;

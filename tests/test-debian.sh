@@ -13,10 +13,12 @@ fail=0
 "$top/debian/version-check.sh" && echo "ok    debian/changelog: $(cd "$top" && dpkg-parsechangelog -S Version)" || fail=1
 
 # exports SO: NAME@VERSION of every symbol SO defines; a version node
-# (nm: "A NAME") as NAME@NAME, as in a symbols file.
+# (nm: "A NAME") as NAME@NAME and an unversioned symbol as NAME@Base, as
+# in a symbols file.
 exports() {
 	nm -D --defined-only --with-symbol-versions "$1" |
-		awk '{ s = $3; if (s !~ /@/) s = s "@" s; sub(/@@/, "@", s); print s }' | sort
+		awk '{ s = $3; if (s !~ /@/) s = s "@" ($2 == "A" ? s : "Base"); sub(/@@/, "@", s); print s }' |
+		sort
 }
 
 # symbols SCRIPT: the names debian/symbols.sh writes for that version script.

@@ -124,6 +124,14 @@ static void test_local_xthread(void **state)
 	xthread("local", NULL);
 }
 
+/* No arena made at load; a new thread's arena hooked before it runs. */
+static void test_local_arenas(void **state)
+{
+	struct run r = {.what = "arenas", .mode = "local"};
+
+	assert_int_equal(run_prog(&r), 0);
+}
+
 static void test_auto_without_daemon(void **state)
 {
 	both_decays("auto", "/nonexistent/hak.sock");
@@ -165,6 +173,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_local),
 		cmocka_unit_test(test_local_churn),
 		cmocka_unit_test(test_local_xthread),
+		cmocka_unit_test(test_local_arenas),
 		cmocka_unit_test(test_auto_without_daemon),
 		cmocka_unit_test_setup_teardown(test_shared, h_test_setup, h_test_teardown),
 		cmocka_unit_test_setup_teardown(test_shared_churn, h_test_setup, h_test_teardown),

@@ -5,6 +5,7 @@
  *   client.c  the libhakclient handle, made on first need; install; stats
  *   hooks.c   the extent hooks: pool slots, or jemalloc's own hooks
  *   pieces.c  per slot, the bytes jemalloc still holds of it
+ *   threads.c pthread_create: a new thread's arena gets the hooks
  *
  * Nothing here calls malloc: the hooks run inside jemalloc, and memory of
  * our own comes from mmap.
@@ -55,6 +56,9 @@ bool hj_pool_live(struct hak_client *c);
 extent_hooks_t *hj_orig(unsigned arena_ind);
 /* Whether hooks are jemalloc's own default ones (not another library's). */
 bool hj_orig_is_jemallocs(const extent_hooks_t *h);
+
+/* Hooks the calling thread's arena, choosing it now (threads.c). */
+void hj_hook_thread_arena(void);
 
 /* ---- hooks.c ---- */
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The adapter's libhakclient handle, made on first need from inside a hook;
- * installing the hooks on every arena; counters.
+ * installing the hooks on the arenas jemalloc has, and on each new thread's
+ * arena (threads.c); counters.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -30,9 +31,11 @@ void hj_count(enum hj_counter k, uint64_t n)
 
 extent_hooks_t *hj_orig(unsigned arena_ind)
 {
-	extent_hooks_t *h = arena_ind < HJ_MAX_ARENAS ? orig_hooks[arena_ind] : NULL;
+	extent_hooks_t *h = arena_ind < HJ_MAX_ARENAS
+				    ? __atomic_load_n(&orig_hooks[arena_ind], __ATOMIC_ACQUIRE)
+				    : NULL;
 
-	return h ? h : orig_hooks[0];
+	return h ? h : __atomic_load_n(&orig_hooks[0], __ATOMIC_ACQUIRE);
 }
 
 bool hj_orig_is_jemallocs(const extent_hooks_t *h)
@@ -105,6 +108,29 @@ bool hj_pool_live(struct hak_client *c)
 	return hak_client_class_size(c, HJ_PAGE, &cs) == 0;
 }
 
+/* jemalloc's answers about its arenas are as of the last "epoch" write. */
+static void refresh(void)
+{
+	uint64_t epoch = 1;
+	size_t len = sizeof(epoch);
+
+	mallctl("epoch", &epoch, &len, &epoch, len);
+}
+
+/* Whether jemalloc had made arena i at the last refresh (it makes
+ * automatic arenas as threads first need them). */
+static bool arena_made(unsigned i)
+{
+	char name[64];
+	bool made = false;
+	size_t len = sizeof(made);
+
+	snprintf(name, sizeof(name), "arena.%u.initialized", i);
+	return mallctl(name, &made, &len, NULL, 0) == 0 && made;
+}
+
+/* The previous hooks are stored before ours go in, so that a hook running
+ * on another thread the moment they do finds them. */
 static int set_hooks(unsigned i)
 {
 	char name[64];
@@ -113,17 +139,30 @@ static int set_hooks(unsigned i)
 	int r;
 
 	snprintf(name, sizeof(name), "arena.%u.extent_hooks", i);
-	/* For an automatic arena not yet in use this creates it, with our
-	 * hooks, as a side effect. */
-	r = mallctl(name, &old, &len, &new, sizeof(new));
+	r = mallctl(name, &old, &len, NULL, 0);
 	if (r != 0)
 		return -r;
-	if (old != &hj_hooks && i < HJ_MAX_ARENAS)
-		orig_hooks[i] = old;
+	if (old == &hj_hooks)
+		return 0;
+	if (i < HJ_MAX_ARENAS)
+		__atomic_store_n(&orig_hooks[i], old, __ATOMIC_RELEASE);
 	/* Pairs with the acquire load in hj_orig_is_jemallocs. */
-	if (old != &hj_hooks && from_jemalloc(old))
+	if (from_jemalloc(old))
 		__atomic_store_n(&jemallocs, old, __ATOMIC_RELEASE);
-	return 0;
+	return -mallctl(name, NULL, NULL, &new, sizeof(new));
+}
+
+void hj_hook_thread_arena(void)
+{
+	unsigned ind;
+	size_t len = sizeof(ind);
+	int saved = errno;
+
+	/* Reading it makes jemalloc choose (and if need be make) the calling
+	 * thread's arena now. */
+	if (mallctl("thread.arena", &ind, &len, NULL, 0) == 0)
+		set_hooks(ind);
+	errno = saved;
 }
 
 HJ_EXPORT int hak_jemalloc_install(void)
@@ -132,15 +171,14 @@ HJ_EXPORT int hak_jemalloc_install(void)
 	size_t len = sizeof(narenas);
 	int saved = errno, r;
 
+	refresh();
 	r = -mallctl("arenas.narenas", &narenas, &len, NULL, 0);
-	/* Arena 0 first: its old hooks stand in for arenas past the table. */
-	for (unsigned i = 0; r == 0 && i < narenas; i++) {
-		r = set_hooks(i);
-		/* EFAULT: an index jemalloc reserves (its huge arena, made
-		 * later with its own hooks); nothing to install. */
-		if (r == -EFAULT && i > 0)
-			r = 0;
-	}
+	/* Arena 0 first: its old hooks stand in for arenas past the table.
+	 * Arenas not made yet are not made here: each costs jemalloc its
+	 * metadata, and a thread's arena is hooked when the thread starts. */
+	for (unsigned i = 0; r == 0 && i < narenas; i++)
+		if (i == 0 || arena_made(i))
+			r = set_hooks(i);
 	errno = saved;
 	return r;
 }
@@ -171,8 +209,9 @@ HJ_EXPORT int hak_jemalloc_get_stats(struct hak_jemalloc_stats *st, size_t st_si
 	return 0;
 }
 
-/* Loaded (LD_PRELOAD, or linked): hooks on every arena at once.  jemalloc
- * is a dependency, so it is initialised by now. */
+/* Loaded (LD_PRELOAD, or linked): hooks on the arenas there are (arena 0;
+ * threads.c does the rest).  jemalloc is a dependency, so it is
+ * initialised by now. */
 __attribute__((constructor)) static void hj_init(void)
 {
 	hak_jemalloc_install();
