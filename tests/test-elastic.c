@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -78,13 +79,18 @@ static struct h_mem mem_of(pid_t pid)
 	return m;
 }
 
-static uint64_t target_4k(void)
+static uint64_t target_of(pid_t pid)
 {
 	char json[H_JSON];
 
-	h_check(h_client_json(client->pid, json, sizeof(json)), "client not listed");
+	h_check(h_client_json(pid, json, sizeof(json)), "client %d not listed", (int)pid);
 	/* The first class's: 4 KiB. */
 	return h_json_u64(json, "ready_target");
+}
+
+static uint64_t target_4k(void)
+{
+	return target_of(client->pid);
 }
 
 static void test_small_shared(void **state)
@@ -177,12 +183,43 @@ static void test_small_local(void **state)
 	h_proc_finish(local, H_REACT_MS, NULL, NULL, 0);
 }
 
+/* A client killed while its pool grows (its target just went up, the
+ * daemon populating and queueing for it): the daemon buries it and goes
+ * on, and the other client keeps being served. */
+static void test_killed_mid_growth(void **state)
+{
+	struct h_proc *g = h_client("grower", "hold", "--pages", "4", "--pattern", "0x35", NULL);
+	uint64_t deadline = tu_now_ms() + 4 * H_REACT_MS;
+
+	h_proc_expect(g, "held", H_REACT_MS, NULL, 0);
+	h_check(h_status_u64("clients") == 2, "the grower is not listed");
+	h_proc_say(g, "fresh 100000");
+	while (target_of(g->pid) <= INITIAL_4K) {
+		h_check(tu_now_ms() < deadline, "the grower's target never grew");
+		tu_sleep_ms(1);
+	}
+	h_proc_kill(g, SIGKILL);
+	deadline = tu_now_ms() + H_REACT_MS;
+	while (h_status_u64("clients") != 1 || h_status_u64("pool_bytes") != POOL) {
+		h_check(tu_now_ms() < deadline, "the killed client's pool is still held: %llu bytes",
+			(unsigned long long)h_status_u64("pool_bytes"));
+		tu_sleep_ms(H_POLL_MS);
+	}
+	h_daemon_assert_alive();
+	h_proc_say(client, "fresh 50");
+	h_proc_expect(client, "ok fresh", H_REACT_MS, NULL, 0);
+	h_proc_say(client, "check");
+	h_proc_expect(client, "ok check", H_REACT_MS, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_small_shared, h_test_setup, h_test_teardown),
 		cmocka_unit_test_setup_teardown(test_grows, h_test_setup, h_test_teardown),
 		cmocka_unit_test_setup_teardown(test_shrinks, h_test_setup, h_test_teardown),
+		cmocka_unit_test_setup_teardown(test_killed_mid_growth, h_test_setup,
+						h_test_teardown),
 		cmocka_unit_test_setup_teardown(test_small_local, h_test_setup, h_test_teardown),
 	};
 	int r = h_init("elastic", argv[0]);
