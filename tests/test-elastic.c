@@ -201,7 +201,8 @@ static void test_killed_mid_growth(void **state)
 	h_proc_kill(g, SIGKILL);
 	deadline = tu_now_ms() + H_REACT_MS;
 	while (h_status_u64("clients") != 1 || h_status_u64("pool_bytes") != POOL) {
-		h_check(tu_now_ms() < deadline, "the killed client's pool is still held: %llu bytes",
+		h_check(tu_now_ms() < deadline,
+			"the killed client's pool is still held: %llu bytes",
 			(unsigned long long)h_status_u64("pool_bytes"));
 		tu_sleep_ms(H_POLL_MS);
 	}
