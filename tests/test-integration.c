@@ -290,7 +290,8 @@ static void test_hot_path(void **state)
 	assert_true(bytes >= slots * HAK_PAGE_SIZE);
 	assert_true(wakeups > 0);
 	if (wakeups * WAKEUP_MIN_BYTES > bytes)
-		fail_msg("more than one daemon wakeup per %u KiB served", WAKEUP_MIN_BYTES / KIB);
+		fail_msg("more than one daemon wakeup per %u KiB served",
+			 (unsigned)(WAKEUP_MIN_BYTES / KIB));
 	h_daemon_assert_alive();
 }
 
