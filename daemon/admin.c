@@ -289,6 +289,7 @@ static void stats(struct server *srv, bool json, struct strbuf *o)
 	struct uring_stats us;
 	struct server_stats total;
 	const struct server_stats *st = &total;
+	double per_mib;
 
 	server_stats(srv, &total);
 	zero_get_stats(&zs);
@@ -334,9 +335,8 @@ static void stats(struct server *srv, bool json, struct strbuf *o)
 	}
 	/* What serving a MiB of zeroed slots cost in wakeups, the main
 	 * loop's and the workers'; 0 before anything was served. */
-	double per_mib =
+	per_mib =
 		st->queued_bytes ? (double)st->wakeups * (double)MIB / (double)st->queued_bytes : 0;
-
 	if (json)
 		strbuf_printf(o, ",\"wakeups_per_mib\":%.3f}\n", per_mib);
 	else

@@ -86,7 +86,7 @@ void zero_submit(struct zero_job *job);
 struct zero_job *zero_take_done(void);
 
 void zero_get_stats(struct zero_stats *st);
-/* Times a worker slept and was woken (any thread). */
+/* Times a sleeping worker was woken to a job (all workers). */
 uint64_t zero_wakeups(void);
 /* The method for slots below ZERO_LARGE_SLOT (the one status reports). */
 enum zero_method zero_current_method(void);

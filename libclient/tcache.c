@@ -73,6 +73,13 @@ static bool spare_put(struct hak_tcache *t)
 	return kept;
 }
 
+/* A cache no thread uses: kept for the next thread, or unmapped. */
+static void cache_release(struct hak_tcache *t)
+{
+	if (!spare_put(t))
+		HAK_SYSCALL(munmap(t, sizeof(*t)));
+}
+
 uint64_t hak_tcache_next_id(void)
 {
 	return __atomic_add_fetch(&last_client_id, 1, __ATOMIC_RELAXED);
@@ -173,8 +180,7 @@ static void tc_destroy(void *arg)
 	if (t->c)
 		hak_fork_call_if_live(t->c, t->cid, flush_into, t);
 	drop(t);
-	if (!spare_put(t))
-		HAK_SYSCALL(munmap(t, sizeof(*t)));
+	cache_release(t);
 }
 
 static void key_init(void)
@@ -202,8 +208,7 @@ static struct hak_tcache *create(void)
 		return NULL;
 	}
 	if (pthread_setspecific(tc_key, t) != 0) {
-		if (!spare_put(t))
-			HAK_SYSCALL(munmap(t, sizeof(*t)));
+		cache_release(t);
 		return NULL;
 	}
 	hak_tc_self = t;
