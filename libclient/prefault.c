@@ -11,13 +11,15 @@
  * The monitor looks at the ready rings: in local mode after each round of
  * its own servicing, in shared mode when hakzerod says QUEUED (it queued
  * slots that were never populated) and on a timer that backs off while
- * nothing new arrives (for a daemon that does not say it).  Classes of
- * large slots are followed only once the hot path has taken a few of
- * them: a program that never asks for 2 MiB does not pay 2 MiB for the
- * slot queued in case it does.  A slot is populated once per pool; one
- * the daemon trimmed since faults on first touch.  Without io_uring (an
- * old kernel, a seccomp filter, io_uring_disabled) the monitor madvises
- * one chunk per loop turn.
+ * nothing new arrives (for a daemon that does not say it).  A class is
+ * followed only once the hot path has taken some of it (HAK_PREFAULT_AFTER
+ * bytes, or a few large slots), and the io_uring is set up when the first
+ * chunk is queued: a short program whose allocator takes a slot or two
+ * pays for neither, and its first slots fault on touch as they would
+ * without the pool.  A slot is populated once per pool; one the daemon
+ * trimmed since faults on first touch.  Without io_uring (an old kernel,
+ * a seccomp filter, io_uring_disabled) the monitor madvises one chunk per
+ * loop turn.
  *
  * Everything here runs with c->lock held.
  */
@@ -35,14 +37,19 @@
 /* Bytes one request populates at most: large enough that submission costs
  * nothing, small enough that a request does not hold the mm lock for long. */
 #define HAK_PREFAULT_CHUNK (2ull << 20)
-/* Classes of slots up to this size are populated as soon as slots are
- * queued.  A larger slot costs hundreds of faults to populate, worth it
- * only if it will be taken: its class is followed once the hot path has
- * taken HAK_PREFAULT_BIG_AFTER of its slots.  Measured on a program of
- * 2 MiB whose jemalloc takes two 2 MiB extents and keeps them: following
- * at once costs it 4 MiB more resident than this; the slots it takes fault
- * as they would without the pool. */
-#define HAK_PREFAULT_EAGER_MAX (64ull << 10)
+/* Classes of slots up to HAK_PREFAULT_SMALL_MAX are followed once the hot
+ * path has taken HAK_PREFAULT_AFTER bytes of them.  Measured on a program
+ * of 2 MiB started many times (hakbench apps, short program): following
+ * at once populated 1 MiB of small slots it never took, and set up the
+ * io_uring for it: 0.4 ms of the 1.1 ms a start cost over stock jemalloc.
+ * A larger slot costs hundreds of faults to populate, worth it only if it
+ * will be taken: its class is followed once the hot path has taken
+ * HAK_PREFAULT_BIG_AFTER of its slots.  Measured on a program of 2 MiB
+ * whose jemalloc takes two 2 MiB extents and keeps them: following at once
+ * costs it 4 MiB more resident than this; the slots it takes fault as they
+ * would without the pool. */
+#define HAK_PREFAULT_SMALL_MAX (64ull << 10)
+#define HAK_PREFAULT_AFTER (256ull << 10)
 #define HAK_PREFAULT_BIG_AFTER 3u
 /* Shared mode: the daemon queues slots when it likes, so the monitor looks
  * again after MIN while slots keep arriving, and backs off, doubling, to
@@ -156,6 +163,17 @@ static void slot_mark(struct hak_class_rt *k, uint32_t slot)
 	k->pf_done[slot / CHAR_BIT] |= (uint8_t)(1u << (slot % CHAR_BIT));
 }
 
+/* Whether the hot path has taken enough of class k (head: the ready ring's
+ * consumer index now) for its queued slots to be worth populating. */
+static bool followed(const struct hak_class_rt *k, uint32_t head)
+{
+	uint32_t taken = head - k->pf_head0;
+
+	if (k->slot_size > HAK_PREFAULT_SMALL_MAX)
+		return taken >= HAK_PREFAULT_BIG_AFTER;
+	return (uint64_t)taken * k->slot_size >= HAK_PREFAULT_AFTER;
+}
+
 /* Queues the slots of class k that arrived on its ready ring since the
  * last look and were never populated.  The entries are read without
  * taking them: one a thread pops meanwhile, or one the daemon writes over
@@ -169,7 +187,7 @@ static bool scan_class(struct hak_pool *p, struct hak_class_rt *k, struct hak_pr
 	uint32_t i = k->pf_seen;
 	bool queued = false;
 
-	if (k->slot_size > HAK_PREFAULT_EAGER_MAX && head - k->pf_head0 < HAK_PREFAULT_BIG_AFTER)
+	if (!followed(k, head))
 		return false;
 	if (tail - head > hak_ring_entries(&k->ready))
 		return false; /* a torn snapshot: next time */
@@ -291,6 +309,9 @@ int hak_prefault_tick(struct hak_client *c, bool force)
 	if (force || now >= pf->next_scan_ns) {
 		bool found = scan(c);
 
+		/* On first need: most short programs never get here. */
+		if (found && !pf->uring_ready && !pf->uring_failed)
+			uring_setup(c);
 		if (found || pf->scan_ms == 0)
 			pf->scan_ms = HAK_SCAN_MIN_MS;
 		else if (pf->scan_ms < HAK_SCAN_MAX_MS)
@@ -321,8 +342,6 @@ void hak_prefault_start(struct hak_client *c, struct hak_pool *p)
 		k->pf_head0 = hak_load_relaxed(&k->ready.s->head);
 		k->pf_seen = k->pf_head0;
 	}
-	if (!pf->uring_ready && !pf->uring_failed)
-		uring_setup(c);
 	hak_prefault_tick(c, true);
 }
 

@@ -1102,40 +1102,66 @@ static long wait_rss(const void *p, long want_kb)
  * (prefault.c). */
 #define PF_SCAN_MAX_MS 256
 
-/* Elastic pools: only what the ready rings hold is populated, and a class
- * of large slots only once three of them were taken. */
+/* Elastic pools: only what the ready rings hold is populated, a class of
+ * small slots once 256 KiB of it were taken, and a class of large slots
+ * once three of them were (prefault.c).  No class here is large enough for
+ * thread caches (under 128 slots), so each take moves the ring by one. */
+#define PF_QUEUED 80u
+#define PF_SMALL_AFTER (256 * KIB)
+
+static void take_n(struct hak_client *c, size_t size, void **p, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(hak_alloc(c, size, 0, &p[i]), HAK_ALLOC_ZEROED);
+}
+
+static void give_n(struct hak_client *c, size_t size, void **p, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(hak_free(c, p[i], size), 0);
+}
+
 static void check_prefault(bool with_uring)
 {
+	enum { N4K = PF_SMALL_AFTER / (4 * KIB), N64K = PF_SMALL_AFTER / (64 * KIB) };
 	struct fake f;
 	struct hak_client *c;
-	void *p, *big[3];
-	long small_kb, big_kb;
+	void *small[N4K], *mid[N64K], *big[3];
+	long want_kb;
 
 	fake_init(&f);
-	f.geom[2] = (struct hak_class_geom){2 * MIB, 24, 1, 1};
+	f.geom[0] = (struct hak_class_geom){4 * KIB, 100, 4, 4};
+	f.geom[1] = (struct hak_class_geom){64 * KIB, 8, 1, 2};
+	f.geom[2] = (struct hak_class_geom){2 * MIB, 16, 1, 1};
 	f.ngeom = 3;
-	f.prefill = 16;
+	f.prefill = PF_QUEUED; /* 80, 8 and 16 slots */
 	fake_listen(&f);
 	fail_uring = !with_uring;
 	c = connected_client(&f);
 	fail_uring = 0;
-	assert_int_equal(hak_alloc(c, 4096, 0, &p), HAK_ALLOC_ZEROED);
-	/* 16 of 4 KIB and all 8 of 64 KIB; none of 2 MIB. */
-	small_kb = (long)((16 * 4 * KIB + 8 * 64 * KIB) / KIB);
-	assert_int_equal(wait_rss(p, small_kb), small_kb);
-	assert_int_equal(hak_alloc(c, 2 * MIB, 0, &big[0]), HAK_ALLOC_ZEROED);
-	assert_int_equal(hak_alloc(c, 2 * MIB, 0, &big[1]), HAK_ALLOC_ZEROED);
-	/* Two looks of the monitor at its slowest, and still nothing. */
+	/* Less than 256 KiB of either small class, two large slots: two
+	 * looks of the monitor at its slowest, and nothing populated. */
+	take_n(c, 4 * KIB, small, N4K - 1);
+	take_n(c, 64 * KIB, mid, N64K - 1);
+	take_n(c, 2 * MIB, big, 2);
 	sleep_ms(2 * PF_SCAN_MAX_MS + 100);
-	assert_int_equal(rss_of_mapping(p), small_kb);
-	/* The third take: the 13 still queued, more 2 MIB chunks than the
-	 * submission queue holds. */
-	assert_int_equal(hak_alloc(c, 2 * MIB, 0, &big[2]), HAK_ALLOC_ZEROED);
-	big_kb = small_kb + (long)(13 * 2 * MIB / KIB);
-	assert_int_equal(wait_rss(p, big_kb), big_kb);
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(hak_free(c, big[i], 2 * MIB), 0);
-	assert_int_equal(hak_free(c, p, 4096), 0);
+	assert_int_equal(rss_of_mapping(small[0]), 0);
+	/* The 64th page: the 16 of 4 KiB still queued. */
+	take_n(c, 4 * KIB, &small[N4K - 1], 1);
+	want_kb = (long)((PF_QUEUED - N4K) * 4 * KIB / KIB);
+	assert_int_equal(wait_rss(small[0], want_kb), want_kb);
+	/* The fourth 64 KiB run: the other 4. */
+	take_n(c, 64 * KIB, &mid[N64K - 1], 1);
+	want_kb += (long)((8 - N64K) * 64 * KIB / KIB);
+	assert_int_equal(wait_rss(small[0], want_kb), want_kb);
+	/* The third 2 MiB take: the 13 still queued, more 2 MiB chunks than
+	 * the submission queue holds. */
+	take_n(c, 2 * MIB, &big[2], 1);
+	want_kb += (long)(13 * 2 * MIB / KIB);
+	assert_int_equal(wait_rss(small[0], want_kb), want_kb);
+	give_n(c, 4 * KIB, small, N4K);
+	give_n(c, 64 * KIB, mid, N64K);
+	give_n(c, 2 * MIB, big, 3);
 	assert_null(hak_client_unref(c));
 	fake_stop(&f);
 }
