@@ -28,6 +28,10 @@
  * it was loaded (arena 1 does not exist yet), and a new thread's arena has
  * the adapter's hooks before the thread allocates: its large blocks come
  * from the pool.  pthread_create is the adapter's.
+ *
+ * "hak-jemalloc-prog young": a program of about 2 MiB (the shape of
+ * hakbench's short program) makes no handle and takes nothing from a pool;
+ * once it holds more (2 MiB blocks, kept), the pool is made and serves it.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -224,6 +228,76 @@ static int check_adapter(void)
 	       (unsigned long long)st.extents_zeroed, (unsigned long long)st.extents_forwarded,
 	       (unsigned long long)st.slots_returned, (unsigned long long)st.errors);
 	return st.extents_pool == 0 || st.errors != 0;
+}
+
+/* Past the adapter's youth (4 MiB that jemalloc took or gave back on its
+ * own): 2 MiB blocks, written and kept, until a pool is live; then freed.
+ * Returns whether it came. */
+#define GROWN_BLOCK (2u << 20)
+#define GROWN_MAX 32
+
+static bool grow_up(void)
+{
+	void *b[GROWN_MAX];
+	struct hj_stats st = {0};
+	int n = 0;
+
+	while (n < GROWN_MAX && adapter_stats(&st) && !st.pool) {
+		b[n] = malloc(GROWN_BLOCK);
+		if (!b[n])
+			break;
+		memset(b[n++], 0x3c, GROWN_BLOCK);
+	}
+	while (n > 0)
+		free(b[--n]);
+	return st.pool != 0;
+}
+
+#define YOUNG_SMALL 4096
+#define YOUNG_SMALL_MAX 512u
+#define YOUNG_BUF (256u << 10)
+#define YOUNG_BUFS 4
+
+static int young(void)
+{
+	static char *small[YOUNG_SMALL];
+	char *buf[YOUNG_BUFS];
+	struct hj_stats a, b;
+	void *p;
+
+	for (unsigned i = 0; i < YOUNG_SMALL; i++) {
+		small[i] = malloc(16 + i % YOUNG_SMALL_MAX);
+		if (small[i])
+			small[i][0] = 1;
+	}
+	for (int i = 0; i < YOUNG_BUFS; i++) {
+		buf[i] = calloc(1, YOUNG_BUF);
+		if (buf[i])
+			memset(buf[i], 0x11, YOUNG_BUF);
+	}
+	if (!adapter_stats(&a))
+		return 1;
+	printf("young: pool %llu, %llu extents from it, %llu forwarded\n",
+	       (unsigned long long)a.pool, (unsigned long long)a.extents_pool,
+	       (unsigned long long)a.extents_forwarded);
+	if (a.pool != 0 || a.extents_pool != 0)
+		fail("young: a program of 2 MiB made a pool");
+	for (int i = 0; i < YOUNG_BUFS; i++)
+		free(buf[i]);
+	for (unsigned i = 0; i < YOUNG_SMALL; i++)
+		free(small[i]);
+	if (!grow_up())
+		fail("young: no pool after more than 4 MiB held");
+	p = malloc(GROWN_BLOCK);
+	if (!p || !adapter_stats(&b))
+		return 1;
+	memset(p, 0x77, GROWN_BLOCK);
+	free(p);
+	printf("grown: pool %llu, %llu extents from it\n", (unsigned long long)b.pool,
+	       (unsigned long long)b.extents_pool);
+	if (b.extents_pool == 0)
+		fail("young: once grown, no extent came from the pool");
+	return errors ? 1 : 0;
 }
 
 #define CHURN_WARM 200
@@ -497,6 +571,12 @@ static int arenas(void)
 		  sizeof(uint64_t)) != 0 ||
 	    a.ctl("arena.1.initialized", &made, &len, NULL, 0) != 0 || made)
 		fail("arenas: arena 1 was made before any thread needed it");
+	/* Then a pool, for the thread's blocks to come from (its monitor
+	 * thread may take arena 1). */
+	if (!grow_up() || !adapter_stats(&before)) {
+		fail("arenas: no pool");
+		return 1;
+	}
 	if (pthread_create(&th, NULL, arena_thread, &a) != 0 || pthread_join(th, NULL) != 0) {
 		fail("arenas: pthread_create failed");
 		return 1;
@@ -527,6 +607,8 @@ int main(int argc, char **argv)
 		return xthread();
 	if (argc > 1 && strcmp(argv[1], "arenas") == 0)
 		return arenas();
+	if (argc > 1 && strcmp(argv[1], "young") == 0)
+		return young();
 	for (uintptr_t i = 0; i < NTHREADS; i++)
 		if (pthread_create(&th[i], NULL, worker, (void *)(i + 1)) != 0)
 			return 1;

@@ -132,6 +132,14 @@ static void test_local_arenas(void **state)
 	assert_int_equal(run_prog(&r), 0);
 }
 
+/* A short program makes no pool; one that grows does (hooks.c, youth). */
+static void test_local_young(void **state)
+{
+	struct run r = {.what = "young", .mode = "local"};
+
+	assert_int_equal(run_prog(&r), 0);
+}
+
 static void test_auto_without_daemon(void **state)
 {
 	both_decays("auto", "/nonexistent/hak.sock");
@@ -167,6 +175,16 @@ static void test_shared_xthread(void **state)
 	h_daemon_stop();
 }
 
+static void test_shared_young(void **state)
+{
+	struct run r = {.what = "young", .mode = "shared"};
+
+	daemon_start();
+	r.sock = h_env.sock;
+	assert_int_equal(run_prog(&r), 0);
+	h_daemon_stop();
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,10 +192,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_local_churn),
 		cmocka_unit_test(test_local_xthread),
 		cmocka_unit_test(test_local_arenas),
+		cmocka_unit_test(test_local_young),
 		cmocka_unit_test(test_auto_without_daemon),
 		cmocka_unit_test_setup_teardown(test_shared, h_test_setup, h_test_teardown),
 		cmocka_unit_test_setup_teardown(test_shared_churn, h_test_setup, h_test_teardown),
 		cmocka_unit_test_setup_teardown(test_shared_xthread, h_test_setup, h_test_teardown),
+		cmocka_unit_test_setup_teardown(test_shared_young, h_test_setup, h_test_teardown),
 	};
 	int r;
 

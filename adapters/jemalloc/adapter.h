@@ -24,6 +24,9 @@
 
 #define HJ_EXPORT __attribute__((visibility("default")))
 #define HJ_PAGE 4096u
+/* Bytes jemalloc takes through its own hooks before the handle and its
+ * pool are made (hooks.c). */
+#define HJ_POOL_AFTER (4u << 20)
 
 enum hj_counter {
 	HJ_EXTENTS_POOL,
