@@ -32,6 +32,12 @@
  * "hak-jemalloc-prog young": a program of about 2 MiB (the shape of
  * hakbench's short program) makes no handle and takes nothing from a pool;
  * once it holds more (2 MiB blocks, kept), the pool is made and serves it.
+ *
+ * "hak-jemalloc-prog outgrow": 2,000 blocks of 20 KiB kept (each its own
+ * extent, in a 64 KiB slot: the default pool has 256), every page
+ * written.  The pool serves the first ones; once it has no slot left,
+ * jemalloc grows by itself, in large regions, not by one forwarded extent
+ * per block.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -297,6 +303,42 @@ static int young(void)
 	       (unsigned long long)b.extents_pool);
 	if (b.extents_pool == 0)
 		fail("young: once grown, no extent came from the pool");
+	return errors ? 1 : 0;
+}
+
+#define OUTGROW_BLOCKS 2000
+#define OUTGROW_SIZE (20u << 10)
+
+static int outgrow(void)
+{
+	static char *b[OUTGROW_BLOCKS];
+	struct hj_stats a, z;
+
+	if (!grow_up() || !adapter_stats(&a)) {
+		fail("outgrow: no pool");
+		return 1;
+	}
+	for (int i = 0; i < OUTGROW_BLOCKS; i++) {
+		b[i] = malloc(OUTGROW_SIZE);
+		if (!b[i]) {
+			fail("outgrow: malloc failed");
+			break;
+		}
+		memset(b[i], 0x42, OUTGROW_SIZE);
+	}
+	if (!adapter_stats(&z))
+		return 1;
+	for (int i = 0; i < OUTGROW_BLOCKS; i++)
+		free(b[i]);
+	printf("outgrow: %d blocks, %llu extents from the pool, %llu forwarded, %llu growths "
+	       "declined\n",
+	       OUTGROW_BLOCKS, (unsigned long long)(z.extents_pool - a.extents_pool),
+	       (unsigned long long)(z.extents_forwarded - a.extents_forwarded),
+	       (unsigned long long)(z.grows_declined - a.grows_declined));
+	if (z.extents_pool == a.extents_pool)
+		fail("outgrow: the pool served none of the blocks");
+	if ((z.extents_forwarded - a.extents_forwarded) * 10 > OUTGROW_BLOCKS)
+		fail("outgrow: past the pool, extents were forwarded one by one");
 	return errors ? 1 : 0;
 }
 
@@ -609,6 +651,8 @@ int main(int argc, char **argv)
 		return arenas();
 	if (argc > 1 && strcmp(argv[1], "young") == 0)
 		return young();
+	if (argc > 1 && strcmp(argv[1], "outgrow") == 0)
+		return outgrow();
 	for (uintptr_t i = 0; i < NTHREADS; i++)
 		if (pthread_create(&th[i], NULL, worker, (void *)(i + 1)) != 0)
 			return 1;

@@ -140,6 +140,14 @@ static void test_local_young(void **state)
 	assert_int_equal(run_prog(&r), 0);
 }
 
+/* Past its pool a program grows as fast as without it (hooks.c). */
+static void test_local_outgrow(void **state)
+{
+	struct run r = {.what = "outgrow", .mode = "local"};
+
+	assert_int_equal(run_prog(&r), 0);
+}
+
 static void test_auto_without_daemon(void **state)
 {
 	both_decays("auto", "/nonexistent/hak.sock");
@@ -193,6 +201,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_local_xthread),
 		cmocka_unit_test(test_local_arenas),
 		cmocka_unit_test(test_local_young),
+		cmocka_unit_test(test_local_outgrow),
 		cmocka_unit_test(test_auto_without_daemon),
 		cmocka_unit_test_setup_teardown(test_shared, h_test_setup, h_test_teardown),
 		cmocka_unit_test_setup_teardown(test_shared_churn, h_test_setup, h_test_teardown),

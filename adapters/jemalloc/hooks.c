@@ -39,8 +39,10 @@
  * the pool), a decommit fails, a commit succeeds.  jemalloc may split a
  * slot's extent and merge the pieces again, never with another slot's.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "adapter.h"
@@ -48,6 +50,36 @@
 static bool in_slot(struct hak_client *c, const void *addr, void **base, size_t *size)
 {
 	return c && hak_slot_of(c, addr, base, size) == 0;
+}
+
+/* A pool that had no slot for HJ_SHORT_AFTER extents in a row (hak_alloc
+ * said -EAGAIN: its class is used up, or its ready ring is dry and stays
+ * so) hands growth back to jemalloc for HJ_SHORT_NS, and one slot served
+ * ends that.  Meanwhile growth requests are not declined, so a program
+ * that outgrows its pool grows as it would without it (jemalloc maps a
+ * large region and splits extents off it) instead of by one mapping per
+ * extent, each faulting apart.  Measured on redis-server, LPUSH of 16 KiB
+ * values (each a 20 KiB extent in a 64 KiB slot: the 256 slots of a
+ * default pool last 256 pushes), 20,000 pushes: 0.87-0.97x of stock
+ * jemalloc before, 0.99-1.07x after.  short_until: monotonic ns. */
+#define HJ_SHORT_AFTER 8u
+#define HJ_SHORT_NS (100ull * 1000 * 1000)
+static uint32_t misses;
+static uint64_t short_until;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool pool_short(void)
+{
+	uint64_t until = __atomic_load_n(&short_until, __ATOMIC_RELAXED);
+
+	return until && now_ns() < until;
 }
 
 /* A slot for an extent, or NULL.  Dirty is fine unless jemalloc needs
@@ -60,8 +92,14 @@ static void *pool_extent(struct hak_client *c, size_t size, size_t alignment, bo
 	void *p, *base;
 	int r = hak_alloc(c, size, flags, &p);
 
+	if (r == -EAGAIN && __atomic_add_fetch(&misses, 1, __ATOMIC_RELAXED) >= HJ_SHORT_AFTER)
+		__atomic_store_n(&short_until, now_ns() + HJ_SHORT_NS, __ATOMIC_RELAXED);
 	if (r < 0)
 		return NULL;
+	if (__atomic_load_n(&misses, __ATOMIC_RELAXED)) {
+		__atomic_store_n(&misses, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&short_until, 0, __ATOMIC_RELAXED);
+	}
 	if ((uintptr_t)p % alignment || !in_slot(c, p, &base, &slot_size) ||
 	    !hj_pieces_set(p, size)) {
 		hak_free(c, p, size);
@@ -107,12 +145,12 @@ static bool pool_wanted(void)
 	return hj_client_untried() ? !young() : hj_pool_live(hj_client_ready());
 }
 
-/* A growth request (see the top): declined while a pool is live, and
- * before the handle is made, so that the next request, made with no
- * jemalloc lock held, makes it. */
+/* A growth request (see the top): declined while a pool is live and has
+ * slots (pool_short), and before the handle is made, so that the next
+ * request, made with no jemalloc lock held, makes it. */
 static bool decline_growth(void)
 {
-	return hj_client_untried() || hj_pool_live(hj_client());
+	return hj_client_untried() || (hj_pool_live(hj_client()) && !pool_short());
 }
 
 static void *hj_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t alignment, bool *zero,
