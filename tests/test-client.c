@@ -1128,6 +1128,7 @@ static void check_prefault(bool with_uring)
 	struct hak_client *c;
 	void *small[N4K], *mid[N64K], *big[3];
 	long want_kb;
+	int inits0;
 
 	fake_init(&f);
 	f.geom[0] = (struct hak_class_geom){4 * KIB, 100, 4, 4};
@@ -1136,9 +1137,11 @@ static void check_prefault(bool with_uring)
 	f.ngeom = 3;
 	f.prefill = PF_QUEUED; /* 80, 8 and 16 slots */
 	fake_listen(&f);
-	fail_uring = !with_uring;
+	/* Read by the monitor thread, which sets the ring up on first need:
+	 * kept until the handle is gone. */
+	__atomic_store_n(&fail_uring, !with_uring, __ATOMIC_RELAXED);
+	inits0 = __atomic_load_n(&uring_inits, __ATOMIC_RELAXED);
 	c = connected_client(&f);
-	fail_uring = 0;
 	/* Less than 256 KiB of either small class, two large slots: two
 	 * looks of the monitor at its slowest, and nothing populated. */
 	take_n(c, 4 * KIB, small, N4K - 1);
@@ -1146,10 +1149,13 @@ static void check_prefault(bool with_uring)
 	take_n(c, 2 * MIB, big, 2);
 	sleep_ms(2 * PF_SCAN_MAX_MS + 100);
 	assert_int_equal(rss_of_mapping(small[0]), 0);
+	/* Nothing to populate yet: no io_uring either. */
+	assert_int_equal(__atomic_load_n(&uring_inits, __ATOMIC_RELAXED), inits0);
 	/* The 64th page: the 16 of 4 KiB still queued. */
 	take_n(c, 4 * KIB, &small[N4K - 1], 1);
 	want_kb = (long)((PF_QUEUED - N4K) * 4 * KIB / KIB);
 	assert_int_equal(wait_rss(small[0], want_kb), want_kb);
+	assert_int_equal(__atomic_load_n(&uring_inits, __ATOMIC_RELAXED), inits0 + 1);
 	/* The fourth 64 KiB run: the other 4. */
 	take_n(c, 64 * KIB, &mid[N64K - 1], 1);
 	want_kb += (long)((8 - N64K) * 64 * KIB / KIB);
@@ -1163,6 +1169,7 @@ static void check_prefault(bool with_uring)
 	give_n(c, 64 * KIB, mid, N64K);
 	give_n(c, 2 * MIB, big, 3);
 	assert_null(hak_client_unref(c));
+	__atomic_store_n(&fail_uring, 0, __ATOMIC_RELAXED);
 	fake_stop(&f);
 }
 
