@@ -170,9 +170,21 @@ static int tc_take(struct hak_client *c, struct hak_pool *p, struct hak_tcache *
 	struct hak_class_rt *k = &p->cls[ci];
 	struct hak_tc_class *tk = &t->cls[ci];
 	bool dirty_ok = flags & HAK_ALLOC_DIRTY_OK;
+	hak_desc_t d;
 
 	if (dirty_ok && tk->ndirty) {
 		*out = hand_out(k, tk->dirty[--tk->ndirty]);
+		hak_tc_count(t, HAK_CNT_ALLOC_DIRTY);
+		return 0;
+	}
+	/* Then the process's own freed slots in the shared cache, before a
+	 * zeroed one, as pool_take does: what other threads freed (or left
+	 * when they exited) is taken back as it is instead of going to be
+	 * zeroed while this thread takes zeroed slots.  Measured on threads
+	 * started 4 at a time, each giving its jemalloc arena's extents back
+	 * when it exits (hakbench apps, short-lived threads). */
+	if (dirty_ok && hak_ring_pop_mc(&k->local, &d)) {
+		*out = hand_out(k, d);
 		hak_tc_count(t, HAK_CNT_ALLOC_DIRTY);
 		return 0;
 	}

@@ -1365,6 +1365,42 @@ static void test_tc_thread_exit(void **state)
 	fake_stop(&f);
 }
 
+/* A thread that needs no zeroes takes what an exited thread left in the
+ * shared cache, as it is, before any zeroed slot: those would otherwise
+ * go to be zeroed while it takes zeroed ones (rule 1). */
+static void test_tc_dirty_before_ready(void **state)
+{
+	struct fake f;
+	struct tc_exit_arg a;
+	struct hak_pool *pool;
+	pthread_t th;
+	void *q[TC_PREFILL];
+
+	fake_init(&f);
+	f.geom[0] = (struct hak_class_geom){4 * KIB, TC_NSLOTS, 4, 4};
+	f.ngeom = 1;
+	f.prefill = 2 * TC_PREFILL; /* half of them left ready */
+	fake_listen(&f);
+	a = (struct tc_exit_arg){.c = connected_client(&f)};
+	pool = hak_pool_current(a.c);
+	assert_int_equal(pthread_create(&th, NULL, tc_exit_main, &a), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(a.errors, 0);
+	assert_int_equal(hak_ring_count(&pool->cls[0].ready), TC_PREFILL);
+	for (unsigned i = 0; i < TC_PREFILL; i++) {
+		assert_int_equal(hak_alloc(a.c, 4096, HAK_ALLOC_DIRTY_OK, &q[i]), 0);
+		assert_true(tc_exit_was_freed(&a, q[i]));
+	}
+	/* Not one zeroed slot taken. */
+	assert_int_equal(hak_ring_count(&pool->cls[0].ready), TC_PREFILL);
+	assert_int_equal(stats(a.c).alloc_ready, TC_PREFILL);
+	assert_int_equal(stats(a.c).alloc_dirty, TC_PREFILL);
+	for (unsigned i = 0; i < TC_PREFILL; i++)
+		assert_int_equal(hak_free(a.c, q[i], 4096), 0);
+	assert_null(hak_client_unref(a.c));
+	fake_stop(&f);
+}
+
 struct tc_spare_arg {
 	struct hak_client *c;
 	void *q[2 * TC_PREFILL];
@@ -1692,6 +1728,7 @@ int main(void)
 		cmocka_unit_test(test_tc_lifo),
 		cmocka_unit_test(test_tc_spill),
 		cmocka_unit_test(test_tc_thread_exit),
+		cmocka_unit_test(test_tc_dirty_before_ready),
 		cmocka_unit_test(test_tc_spare_reused),
 		cmocka_unit_test(test_tc_daemon_death),
 		cmocka_unit_test(test_tc_fork),
