@@ -25,9 +25,10 @@
  * the handle is not made: a short program, most processes on a host,
  * costs what it costs under jemalloc alone plus the loading of this
  * library (no connection, no thread, no pool pages faulted in place of
- * jemalloc's).  Measured on a program of 2 MiB started 300 times (hakbench apps, short
- * program): making the handle at the first request cost it 0.65 ms
- * (local) to 0.9 ms (shared) a start over stock jemalloc.  Past its youth
+ * jemalloc's).  Measured on a program of 2 MiB (hakbench-workload short)
+ * started 150 times: making the handle at the first request cost it
+ * 0.65 ms (local) to 0.9 ms (shared) a start over stock jemalloc, and
+ * 0.17 ms is left (the loading of this library).  Past its youth
  * a process is treated as if its pool were live: jemalloc's own memory is
  * decommitted for real and not committed again (see remap below), so a
  * program that churns through memory jemalloc already holds (dirty decay
@@ -60,8 +61,8 @@ static bool in_slot(struct hak_client *c, const void *addr, void **base, size_t 
  * large region and splits extents off it) instead of by one mapping per
  * extent, each faulting apart.  Measured on redis-server, LPUSH of 16 KiB
  * values (each a 20 KiB extent in a 64 KiB slot: the 256 slots of a
- * default pool last 256 pushes), 20,000 pushes: 0.87-0.97x of stock
- * jemalloc before, 0.99-1.07x after.  short_until: monotonic ns. */
+ * default pool last 256 pushes), 20,000 pushes, 3 rounds: 0.85-0.97x of
+ * stock jemalloc before, 0.99-1.08x after.  short_until: monotonic ns. */
 #define HJ_SHORT_AFTER 8u
 #define HJ_SHORT_NS (100ull * 1000 * 1000)
 static uint32_t misses;
