@@ -8,8 +8,10 @@
 #define RETURN_BATCH_DIVISOR 4u
 
 const struct hak_class_spec hak_default_classes[HAK_DEFAULT_NCLASSES] = {
-	{4ull << 10, 25},
-	{64ull << 10, 25},
+	{4ull << 10, 15},
+	{16ull << 10, 10},
+	{32ull << 10, 15},
+	{64ull << 10, 10},
 	{2ull << 20, 25},
 	{(2ull << 20) + (4ull << 10), 25},
 };

@@ -25,7 +25,7 @@ struct hak_class_spec {
  * LOW, the daemon queues up to HIGH. */
 #define HAK_DEFAULT_READY_LOW_PCT 25
 #define HAK_DEFAULT_READY_HIGH_PCT 75
-#define HAK_DEFAULT_NCLASSES 4
+#define HAK_DEFAULT_NCLASSES 6
 
 /*
  * Elastic pools: a class does not keep its high watermark ready from the

@@ -38,9 +38,9 @@
 #include "harness.h"
 
 #define SLOT (64 * 1024)
-/* 192 slots of 64 KiB: within that class's quarter of the default pool. */
-#define HOLD_BYTES (12 * MIB)
-#define OVER_LIMIT (8 * MIB)
+/* 96 slots of 64 KiB: within that class's 10% of the default pool. */
+#define HOLD_BYTES (6 * MIB)
+#define OVER_LIMIT (4 * MIB)
 /* What the daemon writes itself for one client: its control segment. */
 #define DAEMON_SLACK (4 * MIB)
 #define HOLD_WAIT_MS 20000

@@ -74,15 +74,19 @@ static void check_defaults(const struct conf *c)
 	assert_null(c->admin_group);
 	assert_int_equal(c->pool_size, 64 * MIB);
 	assert_int_equal(c->pool_size_max, GIB);
-	assert_int_equal(c->nclasses, 4);
+	assert_int_equal(c->nclasses, 6);
 	assert_int_equal(c->cls[0].size, 4 * KIB);
-	assert_int_equal(c->cls[0].share, 25);
-	assert_int_equal(c->cls[1].size, 64 * KIB);
-	assert_int_equal(c->cls[1].share, 25);
-	assert_int_equal(c->cls[2].size, 2 * MIB);
-	assert_int_equal(c->cls[2].share, 25);
-	assert_int_equal(c->cls[3].size, 2 * MIB + 4 * KIB);
-	assert_int_equal(c->cls[3].share, 25);
+	assert_int_equal(c->cls[0].share, 15);
+	assert_int_equal(c->cls[1].size, 16 * KIB);
+	assert_int_equal(c->cls[1].share, 10);
+	assert_int_equal(c->cls[2].size, 32 * KIB);
+	assert_int_equal(c->cls[2].share, 15);
+	assert_int_equal(c->cls[3].size, 64 * KIB);
+	assert_int_equal(c->cls[3].share, 10);
+	assert_int_equal(c->cls[4].size, 2 * MIB);
+	assert_int_equal(c->cls[4].share, 25);
+	assert_int_equal(c->cls[5].size, 2 * MIB + 4 * KIB);
+	assert_int_equal(c->cls[5].share, 25);
 	assert_int_equal(c->ready_low, 25);
 	assert_int_equal(c->ready_high, 75);
 	assert_int_equal(c->return_batch, 1024);
@@ -315,24 +319,24 @@ static void test_geometry(void **state)
 	struct conf *c = conf_new_defaults();
 	struct hak_class_geom g[HAK_MAX_CLASSES];
 
-	assert_int_equal(conf_geometry(c, 64 * MIB, g), 4);
+	assert_int_equal(conf_geometry(c, 64 * MIB, g), 6);
 	assert_int_equal(g[0].slot_size, 4 * KIB);
-	assert_int_equal(g[0].nslots, 4096);
-	assert_int_equal(g[1].nslots, 256);
-	assert_int_equal(g[2].nslots, 8);
-	assert_int_equal(g[3].slot_size, 2 * MIB + 4 * KIB);
-	assert_int_equal(g[3].nslots, 7); /* 16 MiB / 2052 KiB, rounded down */
-	assert_int_equal(g[0].ready_low, 1024);
-	assert_int_equal(g[0].ret_batch, 1024);
-	assert_int_equal(g[1].ret_batch, 64); /* a quarter of the class */
-	assert_int_equal(g[2].ret_batch, 2);
+	assert_int_equal(g[0].nslots, 2457); /* 15% of 64 MiB, rounded down */
+	assert_int_equal(g[1].nslots, 409);
+	assert_int_equal(g[2].nslots, 307);
+	assert_int_equal(g[3].nslots, 102);
+	assert_int_equal(g[4].nslots, 8);
+	assert_int_equal(g[5].slot_size, 2 * MIB + 4 * KIB);
+	assert_int_equal(g[5].nslots, 7); /* 16 MiB / 2052 KiB, rounded down */
+	assert_int_equal(g[0].ready_low, 614);
+	assert_int_equal(g[0].ret_batch, 614); /* a quarter of the class */
+	assert_int_equal(g[3].ret_batch, 25);
+	assert_int_equal(g[4].ret_batch, 2);
 	/* A tiny pool still gets one slot of every class. */
-	assert_int_equal(conf_geometry(c, 4 * KIB, g), 4);
-	assert_int_equal(g[0].nslots, 1);
-	assert_int_equal(g[1].nslots, 1);
-	assert_int_equal(g[2].nslots, 1);
-	assert_int_equal(g[3].nslots, 1);
-	assert_int_equal(g[2].ready_low, 1);
+	assert_int_equal(conf_geometry(c, 4 * KIB, g), 6);
+	for (unsigned i = 0; i < 6; i++)
+		assert_int_equal(g[i].nslots, 1);
+	assert_int_equal(g[4].ready_low, 1);
 	assert_int_equal(conf_watermark(75, 16), 12);
 	assert_int_equal(conf_watermark(75, 1), 1);
 	assert_int_equal(conf_watermark(0, 16), 0);
@@ -371,7 +375,8 @@ static void test_diff_values(void **state)
 		{"trim_idle 1500ms\n", "trim_idle", "30s", "1500ms"},
 		{"global_budget 2G\n", "global_budget", "25%", "2G"},
 		{"admin_group root\n", "admin_group", "(unset)", "root"},
-		{"class 4K 100%\n", "class", "4K 25%, 64K 25%, 2M 25%, 2052K 25%", "4K 100%"},
+		{"class 4K 100%\n", "class", "4K 15%, 16K 10%, 32K 15%, 64K 10%, 2M 25%, 2052K 25%",
+		 "4K 100%"},
 		{"log_level debug\n", "log_level", "info", "debug"},
 	};
 	struct conf *old = conf_new_defaults();
@@ -404,7 +409,7 @@ static void test_reload_helpers(void **state)
 	assert_int_equal(n[1], 1); /* ready_low: live */
 	assert_int_equal(conf_keep_restart_settings(c, old), 0);
 	assert_string_equal(c->socket, old->socket);
-	assert_int_equal(c->nclasses, 4);
+	assert_int_equal(c->nclasses, 6);
 	assert_int_equal(c->ready_low, 5);
 	conf_free(c);
 	conf_free(old);

@@ -16,7 +16,7 @@
 #include "hak_layout.h"
 #include "hak_size.h"
 
-/* The default classes: 4 KiB, 64 KiB, 2 MiB (a 64 MiB pool or so). */
+/* Classes like the default ones: 4 KiB, 64 KiB, 2 MiB (a 64 MiB pool or so). */
 static const struct hak_class_geom default_geom[] = {
 	{.slot_size = 4 * KIB, .nslots = 1000, .ready_low = 64, .ret_batch = 32},
 	{.slot_size = 64 * KIB, .nslots = 200, .ready_low = 16, .ret_batch = 8},

@@ -13,10 +13,10 @@
 # Skipped, with the reason, where the container has no memory controller.
 
 HOLD=/usr/local/libexec/hakzerod-tests/sd-hold
-# 192 slots of 64 KiB: within that class's quarter of the default 64 MiB pool.
-HOLD_BYTES=$((12 * 1024 * 1024))
+# 96 slots of 64 KiB: within that class's 10% of the default 64 MiB pool.
+HOLD_BYTES=$((6 * 1024 * 1024))
 HOLD_MAX=256M # the holding client's MemoryMax=: ample
-OVER_MAX=8M   # below HOLD_BYTES: the client goes over it
+OVER_MAX=4M   # below HOLD_BYTES: the client goes over it
 # What the daemon writes itself for one client: its control segment (rings,
 # counters), a few hundred KiB with the default classes.
 DAEMON_SHMEM_SLACK=$((4 * 1024 * 1024))
