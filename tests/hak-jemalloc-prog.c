@@ -34,7 +34,7 @@
  * once it holds more (2 MiB blocks, kept), the pool is made and serves it.
  *
  * "hak-jemalloc-prog outgrow": 2,000 blocks of 20 KiB kept (each its own
- * extent, in a 64 KiB slot: the default pool has 256), every page
+ * extent, in a 32 KiB slot: the default pool has 307), every page
  * written.  The pool serves the first ones; once it has no slot left,
  * jemalloc grows by itself, in large regions, not by one forwarded extent
  * per block.

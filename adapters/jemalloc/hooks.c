@@ -60,9 +60,9 @@ static bool in_slot(struct hak_client *c, const void *addr, void **base, size_t 
  * that outgrows its pool grows as it would without it (jemalloc maps a
  * large region and splits extents off it) instead of by one mapping per
  * extent, each faulting apart.  Measured on redis-server, LPUSH of 16 KiB
- * values (each a 20 KiB extent in a 64 KiB slot: the 256 slots of a
- * default pool last 256 pushes), 20,000 pushes, 3 rounds: 0.85-0.97x of
- * stock jemalloc before, 0.99-1.08x after.  short_until: monotonic ns. */
+ * values (20 KiB extents, then in 64 KiB slots, of which a default pool
+ * had 256), 20,000 pushes, 3 rounds: 0.85-0.97x of stock jemalloc before,
+ * 0.99-1.08x after.  short_until: monotonic ns. */
 #define HJ_SHORT_AFTER 8u
 #define HJ_SHORT_NS (100ull * 1000 * 1000)
 static uint32_t misses;
