@@ -15,6 +15,7 @@
 #define MSEC_PER_SEC UINT64_C(1000)
 
 #include "hak_size.h"
+#include "hak_time.h"
 #define TIB (1024 * GIB)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -22,10 +23,7 @@
 
 static inline uint64_t now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+	return hak_now_ns();
 }
 
 static inline uint64_t min_u64(uint64_t a, uint64_t b)

@@ -27,14 +27,6 @@ unsigned hak_shard_pick(void)
 	return s + 1;
 }
 
-uint64_t hak_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void *hak_map_private(size_t size, int extra_flags)
 {
 	int saved = errno;

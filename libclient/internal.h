@@ -34,6 +34,7 @@
 #include "hakclient.h"
 #include "hak_layout.h"
 #include "hak_proto.h"
+#include "hak_time.h"
 #include "hak_ring.h"
 
 #define HAK_EXPORT __attribute__((visibility("default")))
@@ -285,7 +286,6 @@ static inline unsigned hak_npools(struct hak_client *c)
 	return __atomic_load_n(&c->npools, __ATOMIC_ACQUIRE);
 }
 
-uint64_t hak_now_ns(void);
 void *hak_map_private(size_t size, int extra_flags);
 
 /* ---- fork.c ---- */

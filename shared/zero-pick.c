@@ -36,17 +36,8 @@
 #include <time.h>
 
 #include "hak_layout.h"
+#include "hak_time.h"
 #include "zero-pick.h"
-
-#define NS_PER_SEC 1000000000ull
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
 
 #define PICK_REGION (8u << 20)
 #define PICK_ROUNDS 5
@@ -65,11 +56,11 @@ static double measure_one(enum zero_method m, char *buf, size_t len)
 	uint64_t best = UINT64_MAX;
 
 	for (int i = 0; i < ZERO_MEASURE_ROUNDS; i++) {
-		uint64_t t0 = now_ns(), dt;
+		uint64_t t0 = hak_now_ns(), dt;
 
 		buf[0] = 1; /* keep the stores from looking redundant */
 		zero_range(m, buf, len);
-		dt = now_ns() - t0;
+		dt = hak_now_ns() - t0;
 		best = dt < best ? dt : best;
 	}
 	return (double)len / (double)(best ? best : 1);
@@ -116,7 +107,7 @@ struct pick_client {
 
 static void client_run(struct pick_client *c, int cmd)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = hak_now_ns();
 
 	if (cmd == CMD_FILL) {
 		memset(c->region, PICK_FILL, PICK_REGION);
@@ -124,7 +115,7 @@ static void client_run(struct pick_client *c, int cmd)
 		for (size_t off = 0; off < PICK_REGION; off += HAK_PAGE_SIZE)
 			((volatile char *)c->region)[off] = PICK_FILL;
 	}
-	c->ns = now_ns() - t0;
+	c->ns = hak_now_ns() - t0;
 }
 
 static void *client_main(void *arg)
@@ -200,11 +191,11 @@ static int64_t round_ns(enum zero_method m, struct pick_client *c, size_t slot)
 	uint64_t t0, zero;
 
 	command(c, CMD_FILL);
-	t0 = now_ns();
+	t0 = hak_now_ns();
 	for (size_t off = 0; off < PICK_REGION; off += slot)
 		zero_range_unfenced(m, c->region + off, slot);
 	zero_fence();
-	zero = now_ns() - t0;
+	zero = hak_now_ns() - t0;
 	command(c, slot < ZERO_LARGE_SLOT ? CMD_FILL : CMD_TOUCH);
 	return (int64_t)((zero + c->ns) / (PICK_REGION / HAK_PAGE_SIZE));
 }

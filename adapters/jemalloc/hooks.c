@@ -43,10 +43,10 @@
 #include <errno.h>
 #include <stddef.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "adapter.h"
+#include "hak_time.h"
 
 static bool in_slot(struct hak_client *c, const void *addr, void **base, size_t *size)
 {
@@ -68,19 +68,11 @@ static bool in_slot(struct hak_client *c, const void *addr, void **base, size_t 
 static uint32_t misses;
 static uint64_t short_until;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static bool pool_short(void)
 {
 	uint64_t until = __atomic_load_n(&short_until, __ATOMIC_RELAXED);
 
-	return until && now_ns() < until;
+	return until && hak_now_ns() < until;
 }
 
 /* A slot for an extent, or NULL.  Dirty is fine unless jemalloc needs
@@ -94,7 +86,7 @@ static void *pool_extent(struct hak_client *c, size_t size, size_t alignment, bo
 	int r = hak_alloc(c, size, flags, &p);
 
 	if (r == -EAGAIN && __atomic_add_fetch(&misses, 1, __ATOMIC_RELAXED) >= HJ_SHORT_AFTER)
-		__atomic_store_n(&short_until, now_ns() + HJ_SHORT_NS, __ATOMIC_RELAXED);
+		__atomic_store_n(&short_until, hak_now_ns() + HJ_SHORT_NS, __ATOMIC_RELAXED);
 	if (r < 0)
 		return NULL;
 	if (__atomic_load_n(&misses, __ATOMIC_RELAXED)) {
