@@ -125,17 +125,21 @@ static void youth_count(size_t n)
 		__atomic_fetch_add(&youth_bytes, n, __ATOMIC_RELAXED);
 }
 
+static bool grown(void)
+{
+	return __atomic_load_n(&youth_bytes, __ATOMIC_RELAXED) >= HJ_POOL_AFTER;
+}
+
 static bool young(void)
 {
-	return hj_client_untried() &&
-	       __atomic_load_n(&youth_bytes, __ATOMIC_RELAXED) < HJ_POOL_AFTER;
+	return hj_client_untried() && !grown();
 }
 
 /* Whether jemalloc's own memory is to be decommitted for real and never
  * committed again: a pool is live, or about to be made. */
 static bool pool_wanted(void)
 {
-	return hj_client_untried() ? !young() : hj_pool_live(hj_client_ready());
+	return hj_client_untried() ? grown() : hj_pool_live(hj_client_ready());
 }
 
 /* A growth request (see the top): declined while a pool is live and has
